@@ -1,0 +1,170 @@
+/**
+ * The scheduling pass run after every change to an instance: grant what fits in queue order,
+ * let lower-priority waiters backfill only into capacity that no waiter ahead of them needs,
+ * ask victims to stop for the first blocked waiter that may preempt, reject what can never fit.
+ *
+ * Backfill rule: a waiter behind blocked waiters may take only max(0, free − Σ needs of those
+ * blocked ahead) per dimension, so it never consumes what a waiter ahead is waiting for.
+ */
+import type { Reservation } from '../model/reservation.js';
+import {
+  add,
+  EMPTY,
+  fits,
+  shortfall,
+  sub,
+  subClamped,
+  sum,
+  type ResourceVector,
+  type Shortfall,
+} from '../model/vector.js';
+import { planPreemption } from './preemption.js';
+import { inQueueOrder } from './queue-order.js';
+import type { InstanceSnapshot, LedgerEvent, Transition } from './snapshot.js';
+
+export interface WaitStatus {
+  readonly id: string;
+  /** 1-based position in queue order. */
+  readonly position: number;
+  readonly queueLength: number;
+  /** Waiters ahead in queue order that are still waiting. */
+  readonly ahead: readonly string[];
+  /** What is short for this waiter now (after what waiters ahead of it hold). */
+  readonly shortfall: readonly Shortfall[];
+  /** Grants being stopped to make room for this waiter. */
+  readonly victims: readonly string[];
+  /** Earliest start if running grants end at their time limits; undefined when unknown. */
+  readonly estimatedStart?: number;
+}
+
+export interface ScheduleResult extends Transition {
+  readonly waiting: ReadonlyMap<string, WaitStatus>;
+}
+
+export function schedule(snap: InstanceSnapshot, now: number, by = 'scheduler'): ScheduleResult {
+  const inst = snap.instance;
+  let seq = inst.seq;
+  const upserts: Reservation[] = [];
+  const events: LedgerEvent[] = [];
+  const grants = snap.reservations.filter((r) => r.state === 'granted');
+  const queue = inQueueOrder(snap.reservations.filter((r) => r.state === 'queued'));
+  let free = sub(inst.allocatable, sum(grants.map((g) => g.requests)));
+  let held: ResourceVector = EMPTY;
+  const blocked: Reservation[] = [];
+  const pending: Array<{ w: Reservation; short: Shortfall[]; victims: string[] }> = [];
+  const stopping = grants.filter((g) => g.preemptRequestedAt !== undefined);
+  const victimsOf = new Map<string, string[]>();
+  for (const g of stopping) {
+    if (g.preemptedBy) victimsOf.set(g.preemptedBy, [...(victimsOf.get(g.preemptedBy) ?? []), g.id]);
+  }
+
+  for (const w of queue) {
+    if (!fits(w.requests, inst.allocatable)) {
+      const short = shortfall(w.requests, inst.allocatable);
+      upserts.push({ ...w, state: 'rejected', endedAt: now, reason: 'unsatisfiable' });
+      events.push(
+        ev(now, inst.id, w.id, 'rejected', 'queued', 'rejected', 'exceeds allocatable', by, {
+          shortfall: short,
+        }),
+      );
+      continue;
+    }
+    const avail = subClamped(free, held);
+    if (fits(w.requests, avail)) {
+      seq++;
+      const deadline = w.timeLimitMs !== undefined ? now + w.timeLimitMs : undefined;
+      upserts.push({
+        ...w,
+        state: 'granted',
+        grantedAt: now,
+        grantSeq: seq,
+        leaseExpiresAt: now + w.leaseMs,
+        deadline,
+        waitDeadline: undefined,
+      });
+      events.push(
+        ev(now, inst.id, w.id, 'granted', 'queued', 'granted', blocked.length ? 'backfill' : 'fits', by),
+      );
+      free = sub(free, w.requests);
+      continue;
+    }
+    let victims = victimsOf.get(w.id) ?? [];
+    if (blocked.length === 0) {
+      const inFlight = sum(stopping.map((g) => g.requests));
+      const freeAfterStops = add(free, inFlight);
+      if (!fits(w.requests, freeAfterStops)) {
+        const plan = planPreemption(w, freeAfterStops, grants);
+        for (const v of plan ?? []) {
+          upserts.push({ ...v, preemptRequestedAt: now, preemptedBy: w.id });
+          events.push(
+            ev(now, inst.id, v.id, 'preempt-requested', 'granted', 'granted', `preempted by ${w.id}`, by, {
+              preemptor: w.id,
+              priority: w.priority,
+            }),
+          );
+          victims = [...victims, v.id];
+        }
+      }
+    }
+    pending.push({ w, short: shortfall(w.requests, avail), victims });
+    blocked.push(w);
+    held = add(held, w.requests);
+  }
+
+  const waiting = new Map<string, WaitStatus>();
+  const queueLength = pending.length;
+  pending.forEach(({ w, short, victims }, i) => {
+    waiting.set(w.id, {
+      id: w.id,
+      position: i + 1,
+      queueLength,
+      ahead: pending.slice(0, i).map((p) => p.w.id),
+      shortfall: short,
+      victims,
+      estimatedStart: estimateStart(
+        w,
+        grants,
+        free,
+        pending.slice(0, i).map((p) => p.w),
+        now,
+      ),
+    });
+  });
+  return { instance: { ...inst, seq, revision: inst.revision }, upserts, events, waiting };
+}
+
+/**
+ * When would `w` fit if running grants ended at their deadlines, and waiters ahead kept their share?
+ * Undefined when it depends on a grant without a time limit.
+ */
+function estimateStart(
+  w: Reservation,
+  grants: readonly Reservation[],
+  free: ResourceVector,
+  ahead: readonly Reservation[],
+  now: number,
+): number | undefined {
+  const held = sum(ahead.map((a) => a.requests));
+  let avail = free;
+  const ending = [...grants].sort((a, b) => (a.deadline ?? Infinity) - (b.deadline ?? Infinity));
+  for (const g of ending) {
+    if (g.deadline === undefined) return undefined;
+    avail = add(avail, g.requests);
+    if (fits(w.requests, subClamped(avail, held))) return Math.max(now, g.deadline);
+  }
+  return undefined;
+}
+
+export function ev(
+  at: number,
+  instance: string,
+  reservation: string | undefined,
+  type: LedgerEvent['type'],
+  from: string | undefined,
+  to: string | undefined,
+  reason: string,
+  by: string,
+  data?: Record<string, unknown>,
+): LedgerEvent {
+  return { at, instance, reservation, type, from, to, reason, by, ...(data ? { data } : {}) };
+}

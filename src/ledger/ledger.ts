@@ -1,0 +1,60 @@
+/**
+ * The Ledger speaks the domain: reserve, renew, release, reap, list. Each backend (SQLite today,
+ * etcd next) implements the small `Store` below; the verbs are written once in CoreLedger on top
+ * of it, so every backend shares the same decisions from the pure admission core.
+ */
+import type { InstanceRecord, InstanceSnapshot, LedgerEvent, Transition } from '../admission/snapshot.js';
+import type { ReservationState, Reservation } from '../model/reservation.js';
+
+export interface InstanceInit {
+  readonly id: string;
+  readonly capacity: Readonly<Record<string, number>>;
+  readonly allocatable: Readonly<Record<string, number>>;
+  readonly labels?: Readonly<Record<string, string>>;
+}
+
+export interface ListFilter {
+  readonly instance?: string;
+  readonly states?: readonly ReservationState[];
+  readonly limit?: number;
+}
+
+export interface EventFilter {
+  readonly reservation?: string;
+  readonly instance?: string;
+  readonly afterSeq?: number;
+  readonly limit?: number;
+}
+
+export interface StoredEvent extends LedgerEvent {
+  readonly seq: number;
+}
+
+/** What a decision step returns to the store: the transition to commit and the caller's answer. */
+export interface Decided<T> {
+  readonly transition: Transition;
+  readonly result: T;
+}
+
+/**
+ * A backend. `transact` reads one instance's snapshot, calls `decide` (pure, synchronous, may
+ * throw an RrmError to abort), and commits the transition atomically: all or nothing, and never
+ * on top of a snapshot someone else changed meanwhile (SQLite: BEGIN IMMEDIATE; etcd: a Txn that
+ * compares the instance's revision, retried on conflict).
+ */
+export interface Store {
+  createInstance(init: InstanceInit, now: number): Promise<InstanceRecord>;
+  instance(id: string): Promise<InstanceRecord | undefined>;
+  instances(): Promise<InstanceRecord[]>;
+  snapshot(instanceId: string): Promise<InstanceSnapshot | undefined>;
+  transact<T>(instanceId: string, decide: (snap: InstanceSnapshot) => Decided<T>): Promise<T>;
+  reservation(id: string): Promise<Reservation | undefined>;
+  byIdempotencyKey(key: string): Promise<Reservation | undefined>;
+  list(filter: ListFilter): Promise<Reservation[]>;
+  events(filter: EventFilter): Promise<StoredEvent[]>;
+  /** Appends an event outside any allocation change (measurements). */
+  appendEvent(event: LedgerEvent): Promise<void>;
+  /** Calls `listener` soon after any committed change, from any process. Returns an unsubscribe. */
+  watch(listener: () => void): () => void;
+  close(): Promise<void>;
+}

@@ -1,0 +1,108 @@
+/**
+ * Requests, reservations and handles: the records every layer shares.
+ */
+import type { ResourceVector } from './vector.js';
+
+export type Mode = 'hard' | 'soft';
+export type OnPreempt = 'requeue' | 'fail';
+
+export type ReservationState =
+  'queued' | 'granted' | 'released' | 'expired' | 'preempted' | 'timed-out' | 'rejected' | 'cancelled';
+
+export const ACTIVE_STATES: readonly ReservationState[] = ['queued', 'granted'];
+
+export function isActive(state: ReservationState): boolean {
+  return state === 'queued' || state === 'granted';
+}
+
+export interface PackageRef {
+  readonly manager: string;
+  readonly name: string;
+  readonly version?: string;
+}
+
+/** Who holds a reservation: the process that asked (pid + start time identify it across pid reuse). */
+export interface Holder {
+  readonly host: string;
+  readonly pid: number;
+  /** Process start time in clock ticks since boot (/proc/<pid>/stat field 22); 0 when unknown. */
+  readonly startTime: number;
+  readonly owner: string;
+}
+
+export interface ReservationRequest {
+  readonly packages: readonly PackageRef[];
+  readonly command?: readonly string[];
+  readonly requests: ResourceVector;
+  readonly limits?: ResourceVector;
+  readonly target: string;
+  readonly mode: Mode;
+  readonly priority: number;
+  /** Maximum lifetime of the grant, ms; undefined = none. */
+  readonly timeLimitMs?: number;
+  /** How long to wait in the queue, ms; undefined = without limit; 0 = fail fast. */
+  readonly waitMs?: number;
+  readonly preemptible: boolean;
+  /** False when the request says it never preempts others. */
+  readonly mayPreempt: boolean;
+  readonly onPreempt: OnPreempt;
+  readonly leaseMs: number;
+  readonly holder: Holder;
+  readonly idempotencyKey?: string;
+  /** The reservation this one retries after a preemption, and which attempt it is. */
+  readonly retryOf?: string;
+  readonly attempt?: number;
+}
+
+/** One reservation as the ledger keeps it. Times are ms since the epoch; `seq` values are ledger-wide counters. */
+export interface Reservation {
+  readonly id: string;
+  readonly instance: string;
+  readonly state: ReservationState;
+  readonly mode: Mode;
+  readonly priority: number;
+  readonly requests: ResourceVector;
+  readonly limits?: ResourceVector;
+  readonly preemptible: boolean;
+  readonly mayPreempt: boolean;
+  readonly onPreempt: OnPreempt;
+  readonly packages: readonly PackageRef[];
+  readonly command?: readonly string[];
+  readonly holder: Holder;
+  readonly tokenHash: string;
+  /** Arrival order in the queue. */
+  readonly arrival: number;
+  readonly createdAt: number;
+  readonly grantedAt?: number;
+  /** Grant order (newest-first victim choice). */
+  readonly grantSeq?: number;
+  readonly leaseMs: number;
+  readonly leaseExpiresAt?: number;
+  readonly timeLimitMs?: number;
+  /** grantedAt + timeLimitMs. */
+  readonly deadline?: number;
+  /** createdAt + waitMs for a queued request. */
+  readonly waitDeadline?: number;
+  /** Set on a granted reservation chosen as a preemption victim: it is being stopped. */
+  readonly preemptRequestedAt?: number;
+  readonly preemptedBy?: string;
+  /** The installer's process group, so a dead holder's work can be stopped. */
+  readonly pgid?: number;
+  readonly endedAt?: number;
+  readonly reason?: string;
+  readonly idempotencyKey?: string;
+  readonly retryOf?: string;
+  readonly attempt: number;
+  readonly usage?: Readonly<Record<string, number>>;
+}
+
+/** The grant a holder receives. The token is secret: it proves holdership for renew and release. */
+export interface ReservationHandle {
+  readonly id: string;
+  readonly token: string;
+  readonly instance: string;
+  readonly granted: ResourceVector;
+  readonly limits?: ResourceVector;
+  readonly leaseExpiresAt: number;
+  readonly deadline?: number;
+}
