@@ -1,0 +1,80 @@
+#!/usr/bin/env node
+/** The `rrm` command: dispatch, error reporting, exit codes. */
+import { readFileSync } from 'node:fs';
+import { isRrmError, EXIT } from '../model/errors.js';
+import { capacityCommand } from './commands/capacity.js';
+import { historyCommand } from './commands/history.js';
+import { listCommand } from './commands/list.js';
+import { releaseCommand } from './commands/release.js';
+import { runCommand } from './commands/run.js';
+import { makeContext, type Context } from './context.js';
+import { processIo } from './output.js';
+
+export const MAIN_HELP = `Usage: rrm <command> [options]
+
+rrm reserves CPU, memory, disk, bandwidth and named resources (such as the dpkg lock) before a
+package install runs, runs the install inside what it reserved, and releases it afterwards.
+
+Commands:
+  run [options] -- <command...>   reserve, run the command, release (rrm run --help)
+  capacity [set|reset]            show or set this machine's allocatable resources
+  list                            grants and the queue
+  release <ID>...                 release reservations (admin)
+  history [ID]                    recent reservations, or one reservation's events
+
+Every command takes --json and --help. The ledger lives in $RRM_STATE_DIR (or --state-dir),
+by default /var/lib/rrm as root and $XDG_STATE_HOME/rrm otherwise.
+
+Exit codes: 0 success; 64 usage error; 70 internal or ledger error; 75 no capacity (--no-wait),
+wait timed out, or preempted with --on-preempt fail; 124 time limit reached; otherwise the
+command's own exit code (128+N when it was killed by signal N).
+`;
+
+type Handler = (ctx: Context, args: readonly string[]) => Promise<number>;
+
+const COMMANDS: Readonly<Record<string, Handler>> = {
+  run: runCommand,
+  capacity: capacityCommand,
+  list: listCommand,
+  release: releaseCommand,
+  history: historyCommand,
+};
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as {
+    version: string;
+  };
+  return pkg.version;
+}
+
+export async function main(argv: readonly string[], ctx: Context): Promise<number> {
+  const [name, ...rest] = argv;
+  const json = rest.includes('--json');
+  try {
+    if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+      ctx.io.out(MAIN_HELP);
+      return name === undefined ? EXIT.usage : 0;
+    }
+    if (name === '--version' || name === '-V') {
+      ctx.io.out(`${version()}\n`);
+      return 0;
+    }
+    const handler = COMMANDS[name];
+    if (!handler) {
+      ctx.io.err(`rrm: unknown command ${JSON.stringify(name)}; see rrm --help\n`);
+      return EXIT.usage;
+    }
+    return await handler(ctx, rest);
+  } catch (e) {
+    if (isRrmError(e)) {
+      if (json) ctx.io.err(`${JSON.stringify({ error: e.toJSON() })}\n`);
+      else ctx.io.err(`rrm: ${e.message} [${e.code}]\n`);
+      return e.exitCode;
+    }
+    ctx.io.err(`rrm: internal error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+    return EXIT.software;
+  }
+}
+
+const code = await main(process.argv.slice(2), makeContext(processIo, process.env));
+process.exitCode = code;

@@ -1,0 +1,71 @@
+/**
+ * Keeps a granted reservation alive while its holder works: renews at half the lease and tells
+ * the holder, through `onLost` / `onPreempt`, when the ledger says it must stop (asked to make
+ * room for a higher-priority request, released by an admin, expired).
+ */
+import type { CoreLedger } from '../ledger/core-ledger.js';
+import type { Reservation, ReservationHandle } from '../model/reservation.js';
+
+export interface LeaseEvents {
+  /** The reservation was chosen as a preemption victim: stop, then release. */
+  readonly onPreempt?: (r: Reservation) => void;
+  /** The reservation is no longer granted (released elsewhere, expired, timed out). */
+  readonly onLost?: (r: Reservation | undefined) => void;
+  readonly onError?: (e: unknown) => void;
+}
+
+export class LeaseKeeper {
+  private readonly timer: NodeJS.Timeout;
+  private readonly unwatch: () => void;
+  private stopped = false;
+  private preemptSeen = false;
+  private checking = false;
+
+  constructor(
+    private readonly ledger: CoreLedger,
+    private readonly handle: ReservationHandle,
+    private readonly leaseMs: number,
+    private readonly events: LeaseEvents,
+    pollMs: number,
+  ) {
+    let lastRenew = Date.now();
+    this.unwatch = ledger.watch(() => void this.check());
+    this.timer = setInterval(
+      () => {
+        const renewDue = Date.now() - lastRenew >= this.leaseMs / 2;
+        if (renewDue) lastRenew = Date.now();
+        void this.check(renewDue);
+      },
+      Math.min(pollMs * 4, leaseMs / 2),
+    );
+    this.timer.unref();
+  }
+
+  private async check(renew = false): Promise<void> {
+    if (this.stopped || this.checking) return;
+    this.checking = true;
+    try {
+      let r = await this.ledger.get(this.handle.id);
+      if (renew && r?.state === 'granted') r = await this.ledger.renew(this.handle.id, this.handle.token);
+      if (this.stopped) return;
+      if (!r || r.state !== 'granted') {
+        this.stop();
+        this.events.onLost?.(r);
+      } else if (r.preemptRequestedAt !== undefined && !this.preemptSeen) {
+        this.preemptSeen = true;
+        this.events.onPreempt?.(r);
+      }
+    } catch (e) {
+      if (!this.stopped) this.events.onError?.(e);
+    } finally {
+      this.checking = false;
+    }
+  }
+
+  stop(): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    clearInterval(this.timer);
+    this.unwatch();
+  }
+}
