@@ -18,7 +18,12 @@ export function parseOptions(
   allowPositionals = false,
 ): { values: Values; positionals: string[] } {
   try {
-    const { values, positionals } = parseArgs({ args: [...args], options, strict: true, allowPositionals });
+    const { values, positionals } = parseArgs({
+      args: attachNegatives(args, options),
+      options,
+      strict: true,
+      allowPositionals,
+    });
     return { values: values as Values, positionals };
   } catch (e) {
     const msg = e instanceof Error ? e.message : String(e);
@@ -26,6 +31,25 @@ export function parseOptions(
       msg.replace(/\. To specify a positional argument.*$/s, '').replace(/^Unknown option/, 'unknown option'),
     );
   }
+}
+
+/** `--memory -1` → `--memory=-1`, so a negative value is reported as negative, not as a missing one. */
+function attachNegatives(args: readonly string[], options: OptionSpec): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i] as string;
+    const next = args[i + 1];
+    if (
+      a.startsWith('--') &&
+      options[a.slice(2)]?.type === 'string' &&
+      next !== undefined &&
+      /^-[\d.]/.test(next)
+    ) {
+      out.push(`${a}=${next}`);
+      i++;
+    } else out.push(a);
+  }
+  return out;
 }
 
 /**
