@@ -39,7 +39,7 @@ export function compileConfig(env: NodeJS.ProcessEnv, flags: { stateDir?: string
     stateDir,
     ledgerPath: join(stateDir, 'ledger.db'),
     leaseMs,
-    pollMs: env.RRM_POLL ? parseDuration(env.RRM_POLL, 'RRM_POLL') : 500,
+    pollMs: env.RRM_POLL ? parseDuration(env.RRM_POLL, 'RRM_POLL') : 1000,
     graceMs,
     forceAfterMs: graceMs + 5_000,
     npmRegistry: (

@@ -139,14 +139,14 @@ export class CoreLedger {
       throw new RrmError('RRM_ERR_NOT_HOLDER', `reservation ${id} is held by someone else`, { id });
     }
     if (!isActive(r.state)) return r;
-    const ended = await this.store.transact(r.instance, (snap) => {
+    await this.store.transact(r.instance, (snap) => {
       if (!snap.reservations.some((x) => x.id === id)) {
         return { transition: { instance: snap.instance, upserts: [], events: [] }, result: undefined };
       }
       const step = release(snap, { id, caller, ...opts }, this.env.now());
       return { transition: step, result: step.outcome };
     });
-    return ended ?? this.mustGet(id);
+    return this.mustGet(id);
   }
 
   get(id: string): Promise<Reservation | undefined> {

@@ -61,8 +61,11 @@ export function parseQuantity(text: string, kind: QuantityKind, what = 'quantity
     throw bad(`has an unknown unit ${JSON.stringify(unit)} (use m, k, M, G, T, Ki, Mi, Gi, Ti)`);
   const value = Number(digits);
   if (!Number.isFinite(value)) throw bad('is not a number');
+  if (value > Number.MAX_SAFE_INTEGER) throw bad('is too large (past 2^53)');
   const base = kind === 'cpu' ? value * 1000 * scale : value * scale;
-  const result = Math.max(0, Math.ceil(base - 1e-9 * Math.max(1, base)));
+  // Round up fractions of a unit, but not the float noise of an exact product (1.1 * 1e9).
+  const nearest = Math.round(base);
+  const result = Math.abs(base - nearest) <= 1e-9 * Math.max(1, base) ? nearest : Math.ceil(base);
   if (!Number.isSafeInteger(result)) throw bad('is too large (past 2^53)');
   if (kind === 'count' && !Number.isInteger(value * scale))
     throw bad('is not a whole number of a counted resource');

@@ -48,8 +48,41 @@ export function npmInstallSpecs(argv: readonly string[]): string[] | undefined {
   const [cmd, sub, ...rest] = argv;
   if (!cmd || !/(^|\/)npm$/.test(cmd)) return undefined;
   if (!sub || !['install', 'i', 'add', 'isntall', 'in'].includes(sub)) return undefined;
-  return rest.filter((a) => !a.startsWith('-'));
+  const specs: string[] = [];
+  for (let i = 0; i < rest.length; i++) {
+    const a = rest[i] as string;
+    if (a === '--') {
+      specs.push(...rest.slice(i + 1));
+      break;
+    }
+    if (a.startsWith('-')) {
+      if (!a.includes('=') && NPM_VALUE_OPTIONS.has(a)) i++;
+      continue;
+    }
+    specs.push(a);
+  }
+  return specs;
 }
+
+/** npm options that take a value as the next word (`--prefix DIR`), so the value is not a package. */
+const NPM_VALUE_OPTIONS = new Set([
+  '--prefix',
+  '--registry',
+  '--cache',
+  '--tag',
+  '--userconfig',
+  '--globalconfig',
+  '--workspace',
+  '-w',
+  '--omit',
+  '--include',
+  '--install-strategy',
+  '--loglevel',
+  '--before',
+  '--save-prefix',
+  '--otp',
+  '-C',
+]);
 
 /** `name@range` → [name, tagOrVersion]; scoped names keep their `@`. */
 export function splitSpec(spec: string): [string, string] {

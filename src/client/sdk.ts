@@ -1,0 +1,159 @@
+/**
+ * The SDK, after the seed's pseudocode:
+ *
+ *   const handle = await requestResourceReservation({ requests: { cpu: '1', memory: '1Gi' } });
+ *   try { await install(); } finally { await releaseResourceReservation(handle); }
+ *
+ * or `await withReservation(request, async (handle) => install())`, or `await using handle = ...`.
+ * The lease is renewed in the background; `handle.signal` aborts if the grant is lost or preempted.
+ */
+import { hostname, userInfo } from 'node:os';
+import { compileConfig } from '../config.js';
+import { LOCAL_INSTANCE } from '../host/local-instance.js';
+import { processStartTime } from '../host/process-identity.js';
+import type { CoreLedger } from '../ledger/core-ledger.js';
+import { openLocalLedger } from '../ledger/open.js';
+import { RrmError } from '../model/errors.js';
+import { DEFAULT_PRIORITY, parsePriority } from '../model/priority.js';
+import { kindOf, parseQuantity } from '../model/quantity.js';
+import type { Mode, PackageRef, ReservationHandle, ReservationRequest } from '../model/reservation.js';
+import type { WaitStatus } from '../admission/schedule.js';
+import { acquire } from './acquire.js';
+import { LeaseKeeper } from './lease-keeper.js';
+
+export interface ReservationInput {
+  /** Quantities as numbers in base units or Kubernetes strings: { cpu: '500m', memory: '1Gi', 'dpkg-lock': 1 }. */
+  readonly requests: Readonly<Record<string, number | string>>;
+  readonly limits?: Readonly<Record<string, number | string>>;
+  readonly packages?: readonly PackageRef[];
+  readonly mode?: Mode;
+  readonly priority?: number | string;
+  /** ms to wait in the queue; 0 fails fast; undefined waits without limit. */
+  readonly waitMs?: number;
+  readonly timeLimitMs?: number;
+  readonly preemptible?: boolean;
+  readonly mayPreempt?: boolean;
+}
+
+export interface SdkOptions {
+  readonly stateDir?: string;
+  readonly env?: NodeJS.ProcessEnv;
+  readonly onWait?: (status: WaitStatus) => void;
+  readonly signal?: AbortSignal;
+}
+
+export interface HeldReservation extends ReservationHandle {
+  /** Aborted when the grant is lost or a higher-priority request asks for it: stop work, then release. */
+  readonly signal: AbortSignal;
+  release(): Promise<void>;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+function vectorOf(input: Readonly<Record<string, number | string>>, what: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [dim, v] of Object.entries(input)) {
+    if (typeof v === 'number') {
+      if (!Number.isSafeInteger(v) || v < 0)
+        throw new RrmError('RRM_ERR_BAD_QUANTITY', `${what}.${dim}: ${v} is not a non-negative integer`);
+      out[dim] = v;
+    } else out[dim] = parseQuantity(v, kindOf(dim), `${what}.${dim}`);
+  }
+  return out;
+}
+
+const held = new WeakMap<ReservationHandle, () => Promise<void>>();
+
+export async function requestResourceReservation(
+  input: ReservationInput,
+  opts: SdkOptions = {},
+): Promise<HeldReservation> {
+  const env = opts.env ?? process.env;
+  const config = compileConfig(env, { stateDir: opts.stateDir });
+  const request: ReservationRequest = {
+    packages: input.packages ?? [],
+    requests: vectorOf(input.requests, 'requests'),
+    limits: input.limits ? vectorOf(input.limits, 'limits') : undefined,
+    target: LOCAL_INSTANCE,
+    mode: input.mode ?? 'hard',
+    priority:
+      input.priority === undefined
+        ? DEFAULT_PRIORITY
+        : typeof input.priority === 'number'
+          ? input.priority
+          : parsePriority(input.priority),
+    waitMs: input.waitMs,
+    timeLimitMs: input.timeLimitMs,
+    preemptible: input.preemptible ?? true,
+    mayPreempt: input.mayPreempt ?? true,
+    onPreempt: 'fail',
+    leaseMs: config.leaseMs,
+    holder: {
+      host: hostname(),
+      pid: process.pid,
+      startTime: processStartTime(process.pid),
+      owner: userInfo().username,
+    },
+  };
+  const ledger: CoreLedger = await openLocalLedger(config);
+  let acquired;
+  try {
+    acquired = await acquire(ledger, request, {
+      pollMs: config.pollMs,
+      signal: opts.signal,
+      onWait: (s) => opts.onWait?.(s),
+    });
+  } catch (e) {
+    await ledger.close();
+    throw e;
+  }
+  const { handle } = acquired;
+  const lost = new AbortController();
+  const keeper = new LeaseKeeper(
+    ledger,
+    handle,
+    config.leaseMs,
+    {
+      onPreempt: () =>
+        lost.abort(
+          new RrmError('RRM_ERR_PREEMPTED', `${handle.id} is asked to stop for a higher-priority request`),
+        ),
+      onLost: (r) => lost.abort(new RrmError('RRM_ERR_NOT_GRANTED', `${handle.id} is ${r?.state ?? 'gone'}`)),
+    },
+    config.pollMs,
+  );
+  let released: Promise<void> | undefined;
+  const release = (): Promise<void> =>
+    (released ??= (async () => {
+      keeper.stop();
+      try {
+        await ledger.release(handle.id, { token: handle.token });
+      } finally {
+        await ledger.close();
+      }
+    })());
+  const result: HeldReservation = { ...handle, signal: lost.signal, release, [Symbol.asyncDispose]: release };
+  held.set(result, release);
+  return result;
+}
+
+/** Releases a reservation from requestResourceReservation. Idempotent. */
+export async function releaseResourceReservation(handle: ReservationHandle): Promise<void> {
+  const release = held.get(handle);
+  if (!release)
+    throw new RrmError('RRM_ERR_NOT_FOUND', `${handle.id} was not reserved through this SDK in this process`);
+  await release();
+}
+
+/** Runs `fn` inside a reservation and releases it in a finally, whatever happens. */
+export async function withReservation<T>(
+  input: ReservationInput,
+  fn: (handle: HeldReservation) => Promise<T>,
+  opts: SdkOptions = {},
+): Promise<T> {
+  const handle = await requestResourceReservation(input, opts);
+  try {
+    return await fn(handle);
+  } finally {
+    await handle.release();
+  }
+}
