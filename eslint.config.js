@@ -17,7 +17,14 @@ export default tseslint.config(
     rules: {
       'no-restricted-imports': [
         'error',
-        { patterns: [{ group: ['node:*', 'better-sqlite3', '../ledger/*', '../cli/*'], message: 'the decision core is pure: no I/O imports' }] },
+        {
+          patterns: [
+            {
+              group: ['node:*', 'better-sqlite3', '../ledger/*', '../cli/*'],
+              message: 'the decision core is pure: no I/O imports',
+            },
+          ],
+        },
       ],
     },
   },

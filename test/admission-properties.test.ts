@@ -8,7 +8,15 @@ import fc from 'fast-check';
 import { compareQueue } from '../src/admission/queue-order.js';
 import { schedule } from '../src/admission/schedule.js';
 import { applyTransition, type InstanceSnapshot, type Transition } from '../src/admission/snapshot.js';
-import { findReclaimable, reap, release, setAllocatable, submit } from '../src/admission/transitions.js';
+import {
+  acknowledgePause,
+  findReclaimable,
+  reap,
+  release,
+  setAllocatable,
+  submit,
+} from '../src/admission/transitions.js';
+import { heldBy } from '../src/admission/holdings.js';
 import { isRrmError } from '../src/model/errors.js';
 import type { Reservation } from '../src/model/reservation.js';
 import { BUILTIN_DIMENSIONS, fits, sum } from '../src/model/vector.js';
@@ -37,10 +45,12 @@ const opArb = fc.oneof(
       preemptible: fc.boolean(),
       mayPreempt: fc.boolean(),
       timeLimit: fc.option(fc.integer({ min: 1, max: 50 }), { nil: undefined }),
+      onPreempt: fc.constantFrom('requeue' as const, 'pause' as const),
     }),
   },
   { weight: 3, arbitrary: fc.record({ kind: fc.constant('release' as const), pick: fc.nat() }) },
   { weight: 2, arbitrary: fc.record({ kind: fc.constant('victims-stop' as const) }) },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant('victims-pause' as const) }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('holder-dies' as const), pick: fc.nat() }) },
   {
     weight: 1,
@@ -62,7 +72,7 @@ const opArb = fc.oneof(
 type Op = typeof opArb extends fc.Arbitrary<infer T> ? T : never;
 
 function checkCapacity(snap: InstanceSnapshot): void {
-  const granted = sum(snap.reservations.filter((r) => r.state === 'granted').map((r) => r.requests));
+  const granted = sum(snap.reservations.map(heldBy));
   for (const [dim, n] of Object.entries(granted)) {
     assert.ok(
       n <= (snap.instance.allocatable[dim] ?? 0),
@@ -136,6 +146,7 @@ test('invariants hold over random sequences of operations', () => {
                       preemptible: op.preemptible,
                       mayPreempt: op.mayPreempt,
                       timeLimitMs: op.timeLimit,
+                      onPreempt: op.onPreempt,
                     }),
                   },
                   now,
@@ -158,6 +169,17 @@ test('invariants hold over random sequences of operations', () => {
                   t = release(
                     snap,
                     { id: r.id, caller: { tokenHash: tokens.get(r.id), admin: false, name: 'h' } },
+                    now,
+                  );
+                break;
+              }
+              case 'victims-pause': {
+                const r = pick(0, (x) => x.preemptAction === 'pause' && x.preemptRequestedAt !== undefined);
+                if (r)
+                  t = acknowledgePause(
+                    snap,
+                    r.id,
+                    { tokenHash: tokens.get(r.id), admin: false, name: 'h' },
                     now,
                   );
                 break;

@@ -2,7 +2,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { planPreemption } from '../src/admission/preemption.js';
 import { applyTransition, type InstanceSnapshot } from '../src/admission/snapshot.js';
+import { heldBy } from '../src/admission/holdings.js';
 import {
+  acknowledgePause,
   findReclaimable,
   reap,
   release,
@@ -126,18 +128,18 @@ test('preemption picks the lowest priority, soft before hard, newest first, neve
   ];
   const p = { requests: { cpu: 1000 }, priority: 800, mode: 'hard' as const, mayPreempt: true };
   assert.deepEqual(
-    planPreemption(p, {}, grants)?.map((v) => v.id),
+    planPreemption(p, {}, grants)?.map((v) => v.reservation.id),
     ['soft-batch-old'],
   );
   const two = { ...p, requests: { cpu: 2000 } };
   assert.deepEqual(
-    planPreemption(two, {}, grants)?.map((v) => v.id),
+    planPreemption(two, {}, grants)?.map((v) => v.reservation.id),
     ['soft-batch-old', 'hard-batch-new'],
   );
   const four = { ...p, requests: { cpu: 4000 } };
   assert.deepEqual(
     planPreemption(four, {}, grants)
-      ?.map((v) => v.id)
+      ?.map((v) => v.reservation.id)
       .sort(),
     ['hard-batch-new', 'hard-batch-old', 'normal', 'soft-batch-old'],
   );
@@ -169,6 +171,34 @@ test('a hard critical request asks a batch grant to stop, and is granted when it
   assert.equal(stopped.outcome.state, 'preempted');
   s = applyTransition(s, stopped);
   assert.equal(state(s, c.id), 'granted');
+});
+
+test('a victim that asked to pause is paused only where pausing frees enough, and resumes in queue order', () => {
+  let s = emptySnapshot({ cpu: 1000, memory: 1000 });
+  const b = add(
+    s,
+    { requests: { cpu: 1000, memory: 500 }, priority: 100, onPreempt: 'pause', timeLimitMs: 100 },
+    0,
+  );
+  s = b.snap;
+  const needsCpu = add(s, { requests: { cpu: 1000, memory: 400 }, priority: 1000 }, 10);
+  s = needsCpu.snap;
+  const victim = s.reservations.find((r) => r.id === b.id) as Reservation;
+  assert.equal(victim.preemptAction, 'pause', 'cpu is what is short: pausing is enough');
+  const holderOf = (id: string) => ({ tokenHash: `t-${id}`, admin: false, name: 'holder' });
+  s = applyTransition(s, acknowledgePause(s, b.id, holderOf(b.id), 20));
+  assert.equal(state(s, needsCpu.id), 'granted');
+  assert.deepEqual(heldBy(s.reservations.find((r) => r.id === b.id) as Reservation), { memory: 500 });
+  s = applyTransition(s, release(s, { id: needsCpu.id, caller: holderOf(needsCpu.id) }, 70));
+  const resumed = s.reservations.find((r) => r.id === b.id) as Reservation;
+  assert.equal(resumed.pausedAt, undefined);
+  assert.equal(resumed.pausedMs, 50);
+  assert.equal(resumed.deadline, 150, 'paused time does not count against the time limit');
+  // Memory is what is short: pausing frees none, so the victim is evicted.
+  let m = emptySnapshot({ cpu: 2000, memory: 1000 });
+  const p = add(m, { requests: { cpu: 100, memory: 800 }, priority: 100, onPreempt: 'pause' });
+  m = add(p.snap, { requests: { memory: 500 }, priority: 1000 }).snap;
+  assert.equal(m.reservations.find((r) => r.id === p.id)?.preemptAction, 'evict');
 });
 
 test('a victim that does not stop in time is forced; dead holders and lapsed leases are reclaimed', () => {

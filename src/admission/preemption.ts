@@ -3,15 +3,24 @@
  * as many as possible, most valuable first (highest priority, hard before soft, oldest grant first),
  * so the victims left are few, of the lowest priority, soft before hard, newest first.
  * Eligible: granted, preemptible, strictly lower priority than the preemptor, not already being stopped.
+ *
+ * Victims that asked to be paused are paused only where that is enough: a plan in which they free
+ * just their CPU, disk I/O and network is tried first; if no such plan fits, every victim is evicted.
  */
-import type { Reservation } from '../model/reservation.js';
+import type { PreemptAction, Reservation } from '../model/reservation.js';
 import { add, fits, sub, sum, type ResourceVector } from '../model/vector.js';
+import { freedBy } from './holdings.js';
 
 export interface Preemptor {
   readonly requests: ResourceVector;
   readonly priority: number;
   readonly mode: 'hard' | 'soft';
   readonly mayPreempt: boolean;
+}
+
+export interface Victim {
+  readonly reservation: Reservation;
+  readonly action: PreemptAction;
 }
 
 export function canPreempt(p: Preemptor): boolean {
@@ -33,25 +42,40 @@ function compareValue(a: Reservation, b: Reservation): number {
   return b.priority - a.priority || modeRank(a) - modeRank(b) || (a.grantSeq ?? 0) - (b.grantSeq ?? 0);
 }
 
+function reprieve(
+  need: ResourceVector,
+  free: ResourceVector,
+  candidates: readonly Reservation[],
+  frees: (r: Reservation) => ResourceVector,
+): Reservation[] | null {
+  let avail = add(free, sum(candidates.map(frees)));
+  if (!fits(need, avail)) return null;
+  const victims: Reservation[] = [];
+  for (const c of candidates) {
+    const without = sub(avail, frees(c));
+    if (fits(need, without)) avail = without;
+    else victims.push(c);
+  }
+  return victims.reverse();
+}
+
 /**
- * Victims whose release lets `p` fit into `free`, or null when no allowed set is enough.
+ * Victims whose pausing or eviction lets `p` fit into `free`, or null when no allowed set is enough.
  * `free` is what is free once in-flight victims finish. Returns [] when it already fits.
  */
 export function planPreemption(
   p: Preemptor,
   free: ResourceVector,
   grants: readonly Reservation[],
-): Reservation[] | null {
+): Victim[] | null {
   if (fits(p.requests, free)) return [];
   if (!canPreempt(p)) return null;
   const candidates = grants.filter((g) => isEligibleVictim(g, p)).sort(compareValue);
-  let avail = add(free, sum(candidates.map((c) => c.requests)));
-  if (!fits(p.requests, avail)) return null;
-  const victims: Reservation[] = [];
-  for (const c of candidates) {
-    const without = sub(avail, c.requests);
-    if (fits(p.requests, without)) avail = without;
-    else victims.push(c);
+  const pauses = (r: Reservation): boolean => r.onPreempt === 'pause' && r.pausedAt === undefined;
+  if (candidates.some(pauses)) {
+    const gentle = reprieve(p.requests, free, candidates, (r) => freedBy(r, pauses(r) ? 'pause' : 'evict'));
+    if (gentle) return gentle.map((r) => ({ reservation: r, action: pauses(r) ? 'pause' : 'evict' }));
   }
-  return victims.reverse();
+  const hard = reprieve(p.requests, free, candidates, (r) => freedBy(r, 'evict'));
+  return hard ? hard.map((r) => ({ reservation: r, action: 'evict' })) : null;
 }

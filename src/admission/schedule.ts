@@ -18,6 +18,7 @@ import {
   type ResourceVector,
   type Shortfall,
 } from '../model/vector.js';
+import { freedBy, heldBy, pausablePart } from './holdings.js';
 import { planPreemption } from './preemption.js';
 import { inQueueOrder } from './queue-order.js';
 import type { InstanceSnapshot, LedgerEvent, Transition } from './snapshot.js';
@@ -47,10 +48,11 @@ export function schedule(snap: InstanceSnapshot, now: number, by = 'scheduler'):
   const upserts: Reservation[] = [];
   const events: LedgerEvent[] = [];
   const grants = snap.reservations.filter((r) => r.state === 'granted');
-  const queue = inQueueOrder(snap.reservations.filter((r) => r.state === 'queued'));
-  let free = sub(inst.allocatable, sum(grants.map((g) => g.requests)));
+  const paused = grants.filter((g) => g.pausedAt !== undefined);
+  const queue = inQueueOrder([...snap.reservations.filter((r) => r.state === 'queued'), ...paused]);
+  let free = sub(inst.allocatable, sum(grants.map(heldBy)));
   let held: ResourceVector = EMPTY;
-  const blocked: Reservation[] = [];
+  let planned = false;
   const pending: Array<{ w: Reservation; short: Shortfall[]; victims: string[] }> = [];
   const stopping = grants.filter((g) => g.preemptRequestedAt !== undefined);
   const victimsOf = new Map<string, string[]>();
@@ -59,6 +61,29 @@ export function schedule(snap: InstanceSnapshot, now: number, by = 'scheduler'):
   }
 
   for (const w of queue) {
+    const avail = subClamped(free, held);
+    if (w.state === 'granted') {
+      // A paused grant waits, in queue order, for what pausing gave back.
+      const need = pausablePart(w.requests);
+      if (fits(need, avail)) {
+        const pausedFor = now - (w.pausedAt as number);
+        upserts.push({
+          ...w,
+          pausedAt: undefined,
+          pausedMs: (w.pausedMs ?? 0) + pausedFor,
+          deadline: w.deadline !== undefined ? w.deadline + pausedFor : undefined,
+          preemptedBy: undefined,
+          preemptAction: undefined,
+        });
+        events.push(
+          ev(now, inst.id, w.id, 'resumed', 'granted', 'granted', 'capacity is back', by, {
+            pausedMs: pausedFor,
+          }),
+        );
+        free = sub(free, need);
+      } else held = add(held, need);
+      continue;
+    }
     if (!fits(w.requests, inst.allocatable)) {
       const short = shortfall(w.requests, inst.allocatable);
       upserts.push({ ...w, state: 'rejected', endedAt: now, reason: 'unsatisfiable' });
@@ -69,7 +94,6 @@ export function schedule(snap: InstanceSnapshot, now: number, by = 'scheduler'):
       );
       continue;
     }
-    const avail = subClamped(free, held);
     if (fits(w.requests, avail)) {
       seq++;
       const deadline = w.timeLimitMs !== undefined ? now + w.timeLimitMs : undefined;
@@ -83,23 +107,25 @@ export function schedule(snap: InstanceSnapshot, now: number, by = 'scheduler'):
         waitDeadline: undefined,
       });
       events.push(
-        ev(now, inst.id, w.id, 'granted', 'queued', 'granted', blocked.length ? 'backfill' : 'fits', by),
+        ev(now, inst.id, w.id, 'granted', 'queued', 'granted', pending.length ? 'backfill' : 'fits', by),
       );
       free = sub(free, w.requests);
       continue;
     }
     let victims = victimsOf.get(w.id) ?? [];
-    if (blocked.length === 0) {
-      const inFlight = sum(stopping.map((g) => g.requests));
-      const freeAfterStops = add(free, inFlight);
+    if (!planned) {
+      planned = true;
+      const inFlight = sum(stopping.map((g) => freedBy(g, g.preemptAction ?? 'evict')));
+      const freeAfterStops = subClamped(add(free, inFlight), held);
       if (!fits(w.requests, freeAfterStops)) {
         const plan = planPreemption(w, freeAfterStops, grants);
-        for (const v of plan ?? []) {
-          upserts.push({ ...v, preemptRequestedAt: now, preemptedBy: w.id });
+        for (const { reservation: v, action } of plan ?? []) {
+          upserts.push({ ...v, preemptRequestedAt: now, preemptedBy: w.id, preemptAction: action });
           events.push(
-            ev(now, inst.id, v.id, 'preempt-requested', 'granted', 'granted', `preempted by ${w.id}`, by, {
+            ev(now, inst.id, v.id, 'preempt-requested', 'granted', 'granted', `${action} for ${w.id}`, by, {
               preemptor: w.id,
               priority: w.priority,
+              action,
             }),
           );
           victims = [...victims, v.id];
@@ -107,7 +133,6 @@ export function schedule(snap: InstanceSnapshot, now: number, by = 'scheduler'):
       }
     }
     pending.push({ w, short: shortfall(w.requests, avail), victims });
-    blocked.push(w);
     held = add(held, w.requests);
   }
 
@@ -149,7 +174,7 @@ function estimateStart(
   const ending = [...grants].sort((a, b) => (a.deadline ?? Infinity) - (b.deadline ?? Infinity));
   for (const g of ending) {
     if (g.deadline === undefined) return undefined;
-    avail = add(avail, g.requests);
+    avail = add(avail, heldBy(g));
     if (fits(w.requests, subClamped(avail, held))) return Math.max(now, g.deadline);
   }
   return undefined;

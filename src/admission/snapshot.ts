@@ -26,6 +26,8 @@ export type EventType =
   | 'queued'
   | 'granted'
   | 'preempt-requested'
+  | 'paused'
+  | 'resumed'
   | 'released'
   | 'expired'
   | 'preempted'

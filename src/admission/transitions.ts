@@ -267,6 +267,52 @@ export function recordProcessGroup(
   };
 }
 
+/** The holder froze its command as asked: it now holds only what pausing does not free. */
+export function acknowledgePause(
+  snap: InstanceSnapshot,
+  id: string,
+  caller: Caller,
+  now: number,
+): Step<Reservation> {
+  const r = authorize(find(snap, id), id, caller);
+  if (r.state !== 'granted')
+    throw new RrmError('RRM_ERR_NOT_GRANTED', `reservation ${id} is ${r.state}, not granted`, {
+      id,
+      state: r.state,
+    });
+  if (r.preemptAction !== 'pause' || r.preemptRequestedAt === undefined) {
+    throw new RrmError('RRM_ERR_BAD_REQUEST', `reservation ${id} was not asked to pause`, { id });
+  }
+  const paused: Reservation = {
+    ...r,
+    pausedAt: now,
+    preemptRequestedAt: undefined,
+    preemptAction: undefined,
+  };
+  const t = thenSchedule(
+    snap,
+    {
+      instance: snap.instance,
+      upserts: [paused],
+      events: [
+        ev(
+          now,
+          snap.instance.id,
+          id,
+          'paused',
+          'granted',
+          'granted',
+          `paused for ${r.preemptedBy ?? 'a higher-priority request'}`,
+          caller.name,
+        ),
+      ],
+    },
+    now,
+    caller.name,
+  );
+  return { ...t, outcome: paused };
+}
+
 export interface ReapPolicy {
   /** Holders known to be gone (pid dead or reused), found by the caller. */
   readonly deadHolders: ReadonlySet<string>;
@@ -291,7 +337,12 @@ export function findReclaimable(snap: InstanceSnapshot, policy: ReapPolicy, now:
       [to, reason] = ['expired', 'lease not renewed'];
     else if (r.state === 'queued' && r.waitDeadline !== undefined && r.waitDeadline <= now)
       [to, reason] = ['timed-out', 'wait limit reached'];
-    else if (r.state === 'granted' && r.deadline !== undefined && r.deadline + policy.forceAfterMs <= now)
+    else if (
+      r.state === 'granted' &&
+      r.pausedAt === undefined &&
+      r.deadline !== undefined &&
+      r.deadline + policy.forceAfterMs <= now
+    )
       [to, reason] = ['timed-out', 'time limit reached and not stopped by its holder'];
     else if (
       r.state === 'granted' &&

@@ -4,7 +4,9 @@
 import type { ResourceVector } from './vector.js';
 
 export type Mode = 'hard' | 'soft';
-export type OnPreempt = 'requeue' | 'fail';
+/** What a grant does when preempted: stop and queue again, stop and fail, or be frozen until re-admitted. */
+export type OnPreempt = 'requeue' | 'fail' | 'pause';
+export type PreemptAction = 'pause' | 'evict';
 
 export type ReservationState =
   'queued' | 'granted' | 'released' | 'expired' | 'preempted' | 'timed-out' | 'rejected' | 'cancelled';
@@ -86,6 +88,12 @@ export interface Reservation {
   /** Set on a granted reservation chosen as a preemption victim: it is being stopped. */
   readonly preemptRequestedAt?: number;
   readonly preemptedBy?: string;
+  /** How the victim is to make room: freeze (frees cpu, diskIo, network) or stop. */
+  readonly preemptAction?: PreemptAction;
+  /** Set while the grant is frozen; it then holds only what pausing does not free. */
+  readonly pausedAt?: number;
+  /** Total time spent paused; it does not count against the time limit. */
+  readonly pausedMs?: number;
   /** The installer's process group, so a dead holder's work can be stopped. */
   readonly pgid?: number;
   readonly endedAt?: number;
