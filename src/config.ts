@@ -5,6 +5,7 @@
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { parseDuration } from './model/duration.js';
+import { RrmError } from './model/errors.js';
 
 export interface Config {
   readonly stateDir: string;
@@ -20,6 +21,10 @@ export interface Config {
   /** npm registry for package metadata. */
   readonly npmRegistry: string;
   readonly metadataTimeoutMs: number;
+  /** `auto` probes cgroups; `none` runs advisory (accounted, not enforced). */
+  readonly enforce: 'auto' | 'none';
+  /** The parent cgroup rrm creates reservations under. */
+  readonly cgroupParent: string;
 }
 
 export function defaultStateDir(env: NodeJS.ProcessEnv, uid: number): string {
@@ -29,6 +34,12 @@ export function defaultStateDir(env: NodeJS.ProcessEnv, uid: number): string {
       ? env.XDG_STATE_HOME
       : join(homedir(), '.local', 'state');
   return join(xdg, 'rrm');
+}
+
+function parseEnforce(text: string | undefined): 'auto' | 'none' {
+  if (text === undefined || text === '' || text === 'auto') return 'auto';
+  if (text === 'none') return 'none';
+  throw new RrmError('RRM_ERR_USAGE', `RRM_ENFORCE: ${JSON.stringify(text)} is not auto or none`);
 }
 
 export function compileConfig(env: NodeJS.ProcessEnv, flags: { stateDir?: string } = {}): Config {
@@ -47,6 +58,8 @@ export function compileConfig(env: NodeJS.ProcessEnv, flags: { stateDir?: string
       env.NPM_CONFIG_REGISTRY ??
       'https://registry.npmjs.org/'
     ).replace(/\/?$/, '/'),
+    enforce: parseEnforce(env.RRM_ENFORCE),
+    cgroupParent: env.RRM_CGROUP_PARENT ?? 'rrm',
     metadataTimeoutMs: env.RRM_METADATA_TIMEOUT
       ? parseDuration(env.RRM_METADATA_TIMEOUT, 'RRM_METADATA_TIMEOUT')
       : 3_000,

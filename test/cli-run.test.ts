@@ -57,7 +57,7 @@ test('exit codes pass through, the handle is in the environment, and failure sti
   );
   const missing = await rrm(dir, ['run', '--', '/nonexistent/installer']);
   assert.equal(missing.code, 127);
-  assert.match(missing.stderr, /could not start/);
+  assert.match(missing.stderr, /command not found; nothing was reserved/);
 });
 
 test('kill -9 of rrm run: its command group is killed and the next waiter is granted within 2 s', async () => {

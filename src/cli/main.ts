@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { isRrmError, EXIT } from '../model/errors.js';
 import { capacityCommand } from './commands/capacity.js';
+import { doctorCommand } from './commands/doctor.js';
 import { historyCommand } from './commands/history.js';
 import { listCommand } from './commands/list.js';
 import { releaseCommand } from './commands/release.js';
@@ -21,12 +22,14 @@ Commands:
   list                            grants and the queue
   release <ID>...                 release reservations (admin)
   history [ID]                    recent reservations, or one reservation's events
+  doctor                          enforcement driver and why; remove leftover cgroups
 
 Every command takes --json and --help. The ledger lives in $RRM_STATE_DIR (or --state-dir),
 by default /var/lib/rrm as root and $XDG_STATE_HOME/rrm otherwise.
 
 Exit codes: 0 success; 64 usage error; 70 internal or ledger error; 75 no capacity (--no-wait),
-wait timed out, or preempted with --on-preempt fail; 124 time limit reached; otherwise the
+wait timed out, or preempted with --on-preempt fail; 120 exceeded its memory limit; 124 time
+limit reached; otherwise the
 command's own exit code (128+N when it was killed by signal N).
 `;
 
@@ -38,6 +41,7 @@ const COMMANDS: Readonly<Record<string, Handler>> = {
   list: listCommand,
   release: releaseCommand,
   history: historyCommand,
+  doctor: doctorCommand,
 };
 
 function version(): string {

@@ -7,8 +7,10 @@ import type { CoreLedger } from '../ledger/core-ledger.js';
 import type { Reservation, ReservationHandle } from '../model/reservation.js';
 
 export interface LeaseEvents {
-  /** The reservation was chosen as a preemption victim: stop, then release. */
+  /** The reservation was chosen as a preemption victim: pause (r.preemptAction) or stop, then tell the ledger. */
   readonly onPreempt?: (r: Reservation) => void;
+  /** A paused reservation was re-admitted: thaw. */
+  readonly onResume?: (r: Reservation) => void;
   /** The reservation is no longer granted (released elsewhere, expired, timed out). */
   readonly onLost?: (r: Reservation | undefined) => void;
   readonly onError?: (e: unknown) => void;
@@ -19,7 +21,9 @@ export class LeaseKeeper {
   private readonly unwatch: () => void;
   private stopped = false;
   private preemptSeen = false;
+  private pausedSeen = false;
   private checking = false;
+  private again = false;
 
   constructor(
     private readonly ledger: CoreLedger,
@@ -36,13 +40,17 @@ export class LeaseKeeper {
         if (renewDue) lastRenew = Date.now();
         void this.check(renewDue);
       },
-      Math.min(pollMs * 4, leaseMs / 2),
+      Math.min(pollMs, leaseMs / 2),
     );
     this.timer.unref();
   }
 
   private async check(renew = false): Promise<void> {
-    if (this.stopped || this.checking) return;
+    if (this.stopped) return;
+    if (this.checking) {
+      this.again = true;
+      return;
+    }
     this.checking = true;
     try {
       let r = await this.ledger.get(this.handle.id);
@@ -54,11 +62,21 @@ export class LeaseKeeper {
       } else if (r.preemptRequestedAt !== undefined && !this.preemptSeen) {
         this.preemptSeen = true;
         this.events.onPreempt?.(r);
+      } else if (r.pausedAt !== undefined) {
+        this.pausedSeen = true;
+      } else if (this.pausedSeen) {
+        this.pausedSeen = false;
+        this.preemptSeen = false;
+        this.events.onResume?.(r);
       }
     } catch (e) {
       if (!this.stopped) this.events.onError?.(e);
     } finally {
       this.checking = false;
+      if (this.again && !this.stopped) {
+        this.again = false;
+        void this.check();
+      }
     }
   }
 

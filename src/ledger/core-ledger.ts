@@ -5,6 +5,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import {
+  acknowledgePause,
   findReclaimable,
   recordProcessGroup,
   reap,
@@ -14,6 +15,7 @@ import {
   submit,
   waitStatus,
   type Caller,
+  type Reclaimed,
   type SubmitOutcome,
 } from '../admission/transitions.js';
 import type { WaitStatus } from '../admission/schedule.js';
@@ -28,8 +30,11 @@ export interface LedgerEnvironment {
   readonly hostname: string;
   /** Whether a holder on this host is still alive. */
   readonly isHolderAlive: (pid: number, startTime: number) => boolean;
-  /** Kills an orphaned installer's process group. */
-  readonly killGroup: (pgid: number) => void;
+  /**
+   * Stops whatever a reclaimed grant left running (its process group, its cgroup) and cleans up
+   * after it. Called before the resources are handed on; must be idempotent.
+   */
+  readonly reclaimWork: (r: Reclaimed) => Promise<void>;
   /** How long a victim or an over-time grant may take to stop before it is forced. */
   readonly forceAfterMs: number;
 }
@@ -176,21 +181,35 @@ export class CoreLedger {
     return this.store.watch(listener);
   }
 
+  /** The holder froze its command as it was asked to: hand on what pausing freed. */
+  async acknowledgePause(id: string, token: string): Promise<Reservation> {
+    const r = await this.mustGet(id);
+    return this.store.transact(r.instance, (snap) => {
+      const step = acknowledgePause(snap, id, this.holderCaller(token), this.env.now());
+      return { transition: step, result: step.outcome };
+    });
+  }
+
   /**
    * Reclaims what must end on an instance: dead holders, lapsed leases, wait limits, victims and
-   * over-time grants that did not stop. Kills their process groups before the resources are handed
-   * on (inside the same write transaction). Cheap when there is nothing to do: one read.
+   * over-time grants that did not stop. Their work is stopped first (process group, cgroup), then
+   * one transaction ends them and hands their resources on. Cheap when there is nothing to do: one read.
    */
   async sweep(instanceId: string): Promise<Reservation[]> {
     const snap = await this.store.snapshot(instanceId);
     if (!snap) throw new RrmError('RRM_ERR_NOT_FOUND', `no instance ${instanceId}`, { instance: instanceId });
-    const dead = this.deadHolders(snap);
-    const policy = { deadHolders: dead, forceAfterMs: this.env.forceAfterMs };
-    if (findReclaimable(snap, policy, this.env.now()).length === 0) return [];
+    const policy = { deadHolders: this.deadHolders(snap), forceAfterMs: this.env.forceAfterMs };
+    const due = findReclaimable(snap, policy, this.env.now());
+    if (due.length === 0) return [];
+    await Promise.all(due.map((c) => this.env.reclaimWork(c)));
+    const stopped = new Set(due.map((c) => c.reservation.id));
     return this.store.transact(instanceId, (fresh) => {
       const now = this.env.now();
-      const reclaimed = findReclaimable(fresh, { ...policy, deadHolders: this.deadHolders(fresh) }, now);
-      for (const c of reclaimed) if (c.pgid !== undefined) this.env.killGroup(c.pgid);
+      const reclaimed = findReclaimable(
+        fresh,
+        { ...policy, deadHolders: this.deadHolders(fresh) },
+        now,
+      ).filter((c) => stopped.has(c.reservation.id));
       const step = reap(fresh, reclaimed, now);
       return { transition: step, result: step.outcome };
     });

@@ -13,6 +13,7 @@ export const EXIT = Object.freeze({
   usage: 64,
   software: 70,
   unavailable: 75,
+  memoryLimit: 120,
   timeLimit: 124,
 });
 
@@ -83,10 +84,20 @@ export const CATALOGUE = Object.freeze({
     http: 409,
     summary: 'The command reached its time limit and was stopped.',
   },
+  RRM_ERR_MEMORY_LIMIT: {
+    exit: EXIT.memoryLimit,
+    http: 409,
+    summary: 'The command was killed for exceeding its memory limit; the peak is given.',
+  },
   RRM_ERR_PREEMPTED: {
     exit: EXIT.unavailable,
     http: 409,
     summary: 'The reservation was preempted and the request said not to requeue.',
+  },
+  RRM_ERR_COMMAND_NOT_FOUND: {
+    exit: 127,
+    http: 400,
+    summary: 'The command to run does not exist or is not executable; nothing was reserved.',
   },
   RRM_ERR_LEDGER: { exit: EXIT.software, http: 503, summary: 'The ledger could not be read or written.' },
   RRM_ERR_INTERNAL: { exit: EXIT.software, http: 500, summary: 'A bug in rrm.' },

@@ -1,12 +1,15 @@
 /**
- * Runs one command under a granted reservation: in its own process group (so the whole tree can
- * be signalled), with the handle in its environment, the lease renewed, and a stop on preemption,
- * loss of the grant, the time limit, or a signal to rrm (forwarded to the command first).
- * Arguments go to the program as argv; nothing passes through a shell.
+ * Runs one command under a granted reservation: inside its cgroup from the first instruction
+ * (the slot's wrapper joins, then execs), in its own process group, with the handle in its
+ * environment and the lease renewed. It stops the command on eviction, loss of the grant, the time
+ * limit, or a signal to rrm (forwarded first); it freezes and thaws it when paused for a
+ * higher-priority request, and paused time does not count against the time limit.
+ * Arguments go to the program as argv; nothing passes through a shell that interprets them.
  */
 import { spawn } from 'node:child_process';
 import { constants } from 'node:os';
 import { LeaseKeeper } from '../client/lease-keeper.js';
+import type { Slot, Usage } from '../enforce/enforcer.js';
 import type { CoreLedger } from '../ledger/core-ledger.js';
 import { isRrmError } from '../model/errors.js';
 import type { Reservation, ReservationHandle } from '../model/reservation.js';
@@ -24,6 +27,8 @@ export interface RunResult {
   readonly lost?: Reservation;
   readonly spawnError?: string;
   readonly wallMs: number;
+  readonly pausedMs: number;
+  readonly usage: Usage;
 }
 
 export interface SuperviseOptions {
@@ -32,12 +37,15 @@ export interface SuperviseOptions {
   readonly cwd?: string;
   readonly ledger: CoreLedger;
   readonly handle: ReservationHandle;
+  readonly slot: Slot;
   readonly leaseMs: number;
   readonly pollMs: number;
   readonly graceMs: number;
   /** Absolute time (ms) at which the command is stopped; undefined = no limit. */
   readonly deadline?: number;
   readonly onStart?: (pid: number) => void;
+  readonly onPause?: () => void;
+  readonly onResume?: (pausedMs: number) => void;
 }
 
 export function exitCodeOf(code: number | null, signal: NodeJS.Signals | null): number {
@@ -48,13 +56,14 @@ export function exitCodeOf(code: number | null, signal: NodeJS.Signals | null): 
 
 export function supervise(opts: SuperviseOptions): Promise<RunResult> {
   const started = Date.now();
+  const { slot, ledger, handle } = opts;
   return new Promise<RunResult>((resolve) => {
-    const [file, ...args] = opts.argv as [string, ...string[]];
+    const [file, ...args] = slot.wrap(opts.argv) as [string, ...string[]];
     const child = spawn(file, args, {
       detached: true,
       stdio: 'inherit',
       cwd: opts.cwd,
-      env: { ...opts.env, RRM_RESERVATION_ID: opts.handle.id },
+      env: { ...opts.env, RRM_RESERVATION_ID: handle.id },
     });
     let stoppedFor: StopCause | undefined;
     let forwarded: NodeJS.Signals | undefined;
@@ -62,17 +71,43 @@ export function supervise(opts: SuperviseOptions): Promise<RunResult> {
     let killTimer: NodeJS.Timeout | undefined;
     let limitTimer: NodeJS.Timeout | undefined;
     let keeper: LeaseKeeper | undefined;
-    const pgid = (): number | undefined => child.pid;
+    let pausedAt: number | undefined;
+    let pausedMs = 0;
+    let exited = false;
 
+    const armLimit = (deadline: number | undefined): void => {
+      if (limitTimer) clearTimeout(limitTimer);
+      limitTimer =
+        deadline === undefined
+          ? undefined
+          : setTimeout(() => stop('time-limit'), Math.max(0, deadline - Date.now()));
+    };
+    const thaw = async (): Promise<void> => {
+      if (slot.enforced) await slot.thaw();
+      else if (child.pid !== undefined) killProcessGroup(child.pid, 'SIGCONT');
+    };
     const stop = (cause: StopCause, signal: NodeJS.Signals = 'SIGTERM'): void => {
       stoppedFor ??= cause;
-      const g = pgid();
-      if (g === undefined) return;
-      killProcessGroup(g, signal);
+      const g = child.pid;
+      if (g === undefined || exited) return;
+      const frozen = pausedAt !== undefined;
+      void (frozen ? thaw() : Promise.resolve()).then(() => killProcessGroup(g, signal));
       if (!killTimer) {
-        killTimer = setTimeout(() => killProcessGroup(g, 'SIGKILL'), opts.graceMs);
+        killTimer = setTimeout(() => {
+          killProcessGroup(g, 'SIGKILL');
+          if (slot.enforced) void slot.kill().catch(() => undefined);
+        }, opts.graceMs);
         killTimer.unref();
       }
+    };
+    const pause = async (r: Reservation): Promise<void> => {
+      if (exited || child.pid === undefined) return;
+      if (limitTimer) clearTimeout(limitTimer);
+      if (slot.enforced) await slot.freeze();
+      else killProcessGroup(child.pid, 'SIGSTOP');
+      pausedAt = Date.now();
+      opts.onPause?.();
+      await ledger.acknowledgePause(r.id, handle.token);
     };
     const onSignal = (signal: NodeJS.Signals): void => {
       forwarded = signal;
@@ -97,13 +132,26 @@ export function supervise(opts: SuperviseOptions): Promise<RunResult> {
     child.once('spawn', () => {
       const pid = child.pid as number;
       opts.onStart?.(pid);
-      void opts.ledger.setProcessGroup(opts.handle.id, opts.handle.token, pid).catch(() => undefined);
+      void ledger.setProcessGroup(handle.id, handle.token, pid).catch(() => undefined);
       keeper = new LeaseKeeper(
-        opts.ledger,
-        opts.handle,
+        ledger,
+        handle,
         opts.leaseMs,
         {
-          onPreempt: () => stop('preempted'),
+          onPreempt: (r) => {
+            if (r.preemptAction === 'pause') void pause(r).catch(() => stop('preempted'));
+            else stop('preempted');
+          },
+          onResume: (r) => {
+            if (pausedAt === undefined) return;
+            const was = Date.now() - pausedAt;
+            pausedMs += was;
+            pausedAt = undefined;
+            void thaw().then(() => {
+              opts.onResume?.(was);
+              armLimit(r.deadline);
+            });
+          },
           onLost: (r) => {
             lost = r;
             stop('lost');
@@ -115,15 +163,22 @@ export function supervise(opts: SuperviseOptions): Promise<RunResult> {
         },
         opts.pollMs,
       );
-      if (opts.deadline !== undefined) {
-        limitTimer = setTimeout(() => stop('time-limit'), Math.max(0, opts.deadline - Date.now()));
-      }
+      armLimit(opts.deadline);
     });
     child.once('error', (err) => {
+      exited = true;
       cleanup();
-      resolve({ exitCode: 127, signal: null, spawnError: err.message, wallMs: Date.now() - started });
+      resolve({
+        exitCode: 127,
+        signal: null,
+        spawnError: err.message,
+        wallMs: Date.now() - started,
+        pausedMs,
+        usage: slot.measure(),
+      });
     });
     child.once('exit', (code, signal) => {
+      exited = true;
       // The leader is gone; nothing it left in its group may outlive the grant.
       if (child.pid !== undefined) killProcessGroup(child.pid, 'SIGKILL');
       cleanup();
@@ -134,6 +189,8 @@ export function supervise(opts: SuperviseOptions): Promise<RunResult> {
         forwardedSignal: forwarded,
         lost,
         wallMs: Date.now() - started,
+        pausedMs,
+        usage: slot.measure(),
       });
     });
   });

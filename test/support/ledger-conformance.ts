@@ -18,7 +18,7 @@ function ledgerOn(store: Store, dead = new Set<number>(), killed: number[] = [])
     now: Date.now,
     hostname: 'test-host',
     isHolderAlive: (pid) => !dead.has(pid),
-    killGroup: (pgid) => void killed.push(pgid),
+    reclaimWork: async (r) => void (r.pgid !== undefined && killed.push(r.pgid)),
     forceAfterMs: 60_000,
   });
 }

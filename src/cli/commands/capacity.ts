@@ -1,5 +1,7 @@
 /** `rrm capacity` shows the local instance; `rrm capacity set` changes its allocatable. */
 import { userInfo } from 'node:os';
+import type { EnforcerReport } from '../../enforce/enforcer.js';
+import { localEnforcer } from '../../host/local-enforcer.js';
 import { LOCAL_INSTANCE, localInstanceInit } from '../../host/local-instance.js';
 import { formatDimension } from '../../model/quantity.js';
 import { dimensionsOf, sub, sum } from '../../model/vector.js';
@@ -61,11 +63,7 @@ export async function capacityCommand(ctx: Context, args: readonly string[]): Pr
     const grantedSum = sum(active.filter((r) => r.state === 'granted').map((r) => r.requests));
     const free = sub(inst.allocatable, grantedSum);
     const queued = active.filter((r) => r.state === 'queued').length;
-    const enforcement = {
-      driver: 'none',
-      advisory: true,
-      note: 'ADVISORY: reservations are accounted but not enforced on running commands',
-    };
+    const enforcement = enforcementSummary(localEnforcer(config).report);
     if (flag(values, 'json')) {
       printJson(ctx.io, {
         instance: inst.id,
@@ -86,9 +84,35 @@ export async function capacityCommand(ctx: Context, args: readonly string[]): Pr
     }
     ctx.io.out(`instance ${inst.id}: ${active.length - queued} granted, ${queued} queued\n`);
     ctx.io.out(table(rows));
-    ctx.io.out(`enforcement: ${enforcement.note}\n`);
+    ctx.io.out(
+      `enforcement: ${enforcement.driver}${enforcement.advisory ? ' (ADVISORY: nothing is enforced or measured)' : ''}\n`,
+    );
+    for (const n of enforcement.notes) ctx.io.out(`  ${n}\n`);
     return 0;
   } finally {
     await ledger.close();
   }
+}
+
+/** What `rrm capacity` says about enforcement, including how hard reservations stay whole without a memory guarantee. */
+export function enforcementSummary(r: EnforcerReport): {
+  driver: string;
+  advisory: boolean;
+  memoryGuarantee: boolean;
+  reason: string;
+  notes: string[];
+} {
+  const notes: string[] = [r.reason];
+  if (r.driver !== 'none' && !r.memoryGuarantee) {
+    notes.push(
+      'no kernel memory guarantee here (cgroup v1 has no memory.min): hard reservations stay whole because admission never grants more than allocatable and every rrm-run install is capped at its request plus a margin (memory.limit_in_bytes)',
+    );
+  }
+  return {
+    driver: r.driver,
+    advisory: r.driver === 'none',
+    memoryGuarantee: r.memoryGuarantee,
+    reason: r.reason,
+    notes,
+  };
 }

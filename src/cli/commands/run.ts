@@ -7,7 +7,10 @@ import { hostname, userInfo } from 'node:os';
 import { acquire } from '../../client/acquire.js';
 import type { CoreLedger } from '../../ledger/core-ledger.js';
 import { parseDuration, formatDuration } from '../../model/duration.js';
-import { RrmError, EXIT, isRrmError } from '../../model/errors.js';
+import { RrmError } from '../../model/errors.js';
+import { formatDimension } from '../../model/quantity.js';
+import { effectiveLimits, type Enforcer, type Slot } from '../../enforce/enforcer.js';
+import { localEnforcer } from '../../host/local-enforcer.js';
 import { DEFAULT_PRIORITY, parsePriority } from '../../model/priority.js';
 import type { Mode, OnPreempt, PackageRef, ReservationRequest } from '../../model/reservation.js';
 import { LOCAL_INSTANCE } from '../../host/local-instance.js';
@@ -16,6 +19,7 @@ import { npmInstallSpecs, splitSpec } from '../../profiles/npm-metadata.js';
 import { resolveProfile } from '../../profiles/resolve.js';
 import type { ResourceProfile } from '../../profiles/profile.js';
 import { supervise, type RunResult } from '../../runner/supervise.js';
+import { findExecutable } from '../../runner/which.js';
 import { flag, parseOptions, splitCommand, str, usageError, type OptionSpec } from '../args.js';
 import { COMMON_OPTIONS, type Context } from '../context.js';
 import { formatVector } from '../output.js';
@@ -36,7 +40,8 @@ Resources (Kubernetes quantities; rates are per second):
   --network Q          network bandwidth: 20Mi
   --resource NAME=N    a named counted resource (repeatable): dpkg-lock=1, gpu=1
   --cpu-limit Q, --memory-limit Q
-                       caps enforced on the command (default: none in advisory mode)
+                       caps enforced on the command's cgroup (default for hard
+                       reservations: the request plus 25%; soft: none)
 Policy:
   --mode hard|soft     hard is guaranteed and may preempt; soft is best effort (default hard)
   --priority P         critical, system, normal (default), batch, or an integer
@@ -45,7 +50,9 @@ Policy:
   --time-limit DURATION  stop the command when it runs this long (exit 124)
   --non-preemptible    never stop this command for a higher-priority request
   --never-preempt      never stop others to make room for this one
-  --on-preempt requeue|fail  when preempted: stop and run again later (default), or fail
+  --on-preempt requeue|fail|pause
+                       when preempted: stop and run again later (default), stop and fail,
+                       or be frozen until re-admitted (where freezing frees enough)
 Output:
   --json               rrm's own messages as JSON lines on stderr
   --quiet              no progress or summary lines
@@ -53,8 +60,8 @@ Output:
   -h, --help
 
 Exit codes: the command's own; 64 bad usage; 75 no capacity with --no-wait, a wait that timed
-out, or preempted with --on-preempt fail; 124 time limit reached; 127 command not found;
-128+N killed by signal N.
+out, or preempted with --on-preempt fail; 120 killed for exceeding its memory limit; 124 time
+limit reached; 127 command not found; 128+N killed by signal N.
 `;
 
 const OPTIONS: OptionSpec = {
@@ -102,8 +109,8 @@ export function parseRun(
   if (mode !== 'hard' && mode !== 'soft')
     throw usageError(`--mode: ${JSON.stringify(mode)} is not hard or soft`);
   const onPreempt = str(values, 'on-preempt') ?? 'requeue';
-  if (onPreempt !== 'requeue' && onPreempt !== 'fail')
-    throw usageError(`--on-preempt: ${JSON.stringify(onPreempt)} is not requeue or fail`);
+  if (onPreempt !== 'requeue' && onPreempt !== 'fail' && onPreempt !== 'pause')
+    throw usageError(`--on-preempt: ${JSON.stringify(onPreempt)} is not requeue, fail or pause`);
   const target = str(values, 'target') ?? LOCAL_INSTANCE;
   if (target !== LOCAL_INSTANCE)
     throw usageError(`--target: ${JSON.stringify(target)}: only "local" is available without a fleet ledger`);
@@ -153,6 +160,15 @@ export async function runCommand(ctx: Context, args: readonly string[]): Promise
   }
   const { plan, values } = parsed;
   const config = ctx.config(values as never);
+  if (!findExecutable(plan.command[0] as string, ctx.env.PATH)) {
+    throw new RrmError(
+      'RRM_ERR_COMMAND_NOT_FOUND',
+      `${plan.command[0]}: command not found; nothing was reserved`,
+      {
+        command: plan.command[0],
+      },
+    );
+  }
   const say = (event: string, text: string, data: Record<string, unknown> = {}): void => {
     if (plan.json) ctx.io.err(`${JSON.stringify({ event, ...data })}\n`);
     else if (!plan.quiet) ctx.io.err(`rrm: ${text}\n`);
@@ -164,9 +180,20 @@ export async function runCommand(ctx: Context, args: readonly string[]): Promise
     registry: config.npmRegistry,
     metadataTimeoutMs: config.metadataTimeoutMs,
   });
-  const ledger = await ctx.ledger(config);
+  const enforcer = localEnforcer(config);
+  if (enforcer.report.driver === 'none') {
+    say(
+      'advisory',
+      `ADVISORY MODE: ${enforcer.report.reason}; the command runs without limits and is not measured`,
+      {
+        driver: 'none',
+        reason: enforcer.report.reason,
+      },
+    );
+  }
+  const ledger = await ctx.ledger(config, enforcer);
   try {
-    return await runWithRequeue(ctx, ledger, plan, profile, config, say);
+    return await runWithRequeue(ctx, ledger, enforcer, plan, profile, config, say);
   } finally {
     await ledger.close();
   }
@@ -177,6 +204,7 @@ type Say = (event: string, text: string, data?: Record<string, unknown>) => void
 async function runWithRequeue(
   ctx: Context,
   ledger: CoreLedger,
+  enforcer: Enforcer,
   plan: RunPlan,
   profile: ResourceProfile,
   config: ReturnType<Context['config']>,
@@ -252,25 +280,43 @@ async function runWithRequeue(
       },
     );
     let result: RunResult | undefined;
+    let slot: Slot | undefined;
     try {
+      slot = await enforcer.create(handle.id, {
+        mode: plan.mode,
+        requests: handle.granted,
+        limits: handle.limits,
+      });
       result = await supervise({
         argv: plan.command,
         env: ctx.env,
         ledger,
         handle,
+        slot,
         leaseMs: config.leaseMs,
         pollMs: config.pollMs,
         graceMs: config.graceMs,
         deadline: reservation.deadline,
+        onPause: () =>
+          say('paused', `${handle.id} paused (frozen) for a higher-priority request`, { id: handle.id }),
+        onResume: (ms) =>
+          say('resumed', `${handle.id} resumed after ${formatDuration(ms)} paused`, {
+            id: handle.id,
+            pausedMs: ms,
+          }),
       });
     } finally {
+      await slot?.destroy().catch(() => undefined);
       const end = result?.stoppedFor === 'time-limit' ? 'timed-out' : 'released';
-      const usage = result ? { wallMs: result.wallMs } : undefined;
       await ledger
         .release(
           handle.id,
           { token: handle.token },
-          { end, usage, reason: result ? `command exited ${result.exitCode}` : 'rrm failed' },
+          {
+            end,
+            usage: result ? measuredUsage(result) : undefined,
+            reason: result ? endReason(result) : 'rrm failed before the command ended',
+          },
         )
         .catch((e) => {
           say('release-failed', `could not release ${handle.id}: ${e instanceof Error ? e.message : e}`);
@@ -313,16 +359,58 @@ async function runWithRequeue(
         { id: handle.id },
       );
     }
-    say('released', `${handle.id} released after ${formatDuration(result.wallMs)}; exit ${result.exitCode}`, {
-      id: handle.id,
-      exitCode: result.exitCode,
-      wallMs: result.wallMs,
-      signal: result.signal,
-    });
+    const usage = measuredUsage(result);
+    if ((usage.oomKills ?? 0) > 0 && result.exitCode !== 0) {
+      const limit = effectiveLimits({
+        mode: plan.mode,
+        requests: handle.granted,
+        limits: handle.limits,
+      }).memory;
+      throw new RrmError(
+        'RRM_ERR_MEMORY_LIMIT',
+        `${handle.id}: the command exceeded its memory limit of ${limit ? formatDimension('memory', limit) : '?'}; peak ${formatDimension('memory', usage.peakMemoryBytes ?? 0)} (exit ${result.exitCode})`,
+        { id: handle.id, usage, exitCode: result.exitCode },
+      );
+    }
+    say(
+      'released',
+      `${handle.id} released after ${formatDuration(result.wallMs)}; exit ${result.exitCode}; ${describeUsage(usage)}`,
+      {
+        id: handle.id,
+        exitCode: result.exitCode,
+        signal: result.signal,
+        usage,
+      },
+    );
     return result.exitCode;
   }
 }
 
-export function exitCodeFor(e: unknown): number {
-  return isRrmError(e) ? e.exitCode : EXIT.software;
+/** What the run used, for the ledger and the summary: only what was measured (null = not measurable here). */
+export function measuredUsage(
+  r: RunResult,
+): Record<string, number> & { oomKills?: number; peakMemoryBytes?: number } {
+  const out: Record<string, number> = { wallMs: r.wallMs };
+  if (r.pausedMs) out.pausedMs = r.pausedMs;
+  for (const [k, v] of Object.entries(r.usage)) if (typeof v === 'number') out[k] = v;
+  return out;
+}
+
+function endReason(r: RunResult): string {
+  if (r.spawnError) return `could not start: ${r.spawnError}`;
+  if (r.stoppedFor === 'time-limit') return 'stopped at its time limit';
+  if ((r.usage.oomKills ?? 0) > 0 && r.exitCode !== 0)
+    return `exceeded its memory limit (exit ${r.exitCode})`;
+  return `command exited ${r.exitCode}`;
+}
+
+export function describeUsage(u: Readonly<Record<string, number>>): string {
+  const parts: string[] = [];
+  if (u.peakMemoryBytes !== undefined)
+    parts.push(`peak memory ${formatDimension('memory', u.peakMemoryBytes)}`);
+  if (u.cpuUsageUsec !== undefined) parts.push(`cpu ${formatDuration(u.cpuUsageUsec / 1000)}`);
+  if (u.readBytes !== undefined) parts.push(`read ${formatDimension('disk', u.readBytes)}`);
+  if (u.writeBytes !== undefined) parts.push(`written ${formatDimension('disk', u.writeBytes)}`);
+  if (u.oomKills) parts.push(`${u.oomKills} OOM kill(s)`);
+  return parts.length ? parts.join(', ') : 'usage not measured (advisory mode)';
 }

@@ -1,11 +1,15 @@
 /**
  * The embedded ledger: one SQLite file (WAL) shared by every rrm process on the host. Each
  * decision runs inside BEGIN IMMEDIATE, so two processes never decide on the same snapshot.
- * Change notification needs no daemon: every commit writes the WAL, and watchers of the state
- * directory (inotify via fs.watch) wake up and re-read.
+ * Change notification needs no daemon: after every commit the writer rewrites one byte of a
+ * `<ledger>.notify` file, and watchers of the state directory (inotify via fs.watch) wake up and
+ * re-read. (Watching the WAL itself loses wake-ups: its frames are written before the commit is
+ * visible to readers, and the visibility flip happens in shared memory, which makes no event.)
  */
 import Database from 'better-sqlite3';
-import { mkdirSync, watch, type FSWatcher } from 'node:fs';
+import { closeSync, mkdirSync, openSync, watch, writeSync, type FSWatcher } from 'node:fs';
+
+const NOTIFY_BYTE = Buffer.from('.');
 import { basename, dirname } from 'node:path';
 import type { InstanceRecord, InstanceSnapshot, LedgerEvent } from '../../admission/snapshot.js';
 import { RrmError, isRrmError } from '../../model/errors.js';
@@ -45,6 +49,7 @@ export class SqliteStore implements Store {
   private readonly db: Database.Database;
   private readonly watchers = new Set<() => void>();
   private fsWatcher: FSWatcher | undefined;
+  private notifyFd: number | undefined;
 
   constructor(
     readonly path: string,
@@ -106,6 +111,7 @@ export class SqliteStore implements Store {
   }
 
   async transact<T>(instanceId: string, decide: (snap: InstanceSnapshot) => Decided<T>): Promise<T> {
+    let wrote = false;
     const run = this.db.transaction(() => {
       const snap = this.readSnapshot(instanceId);
       if (!snap)
@@ -118,10 +124,13 @@ export class SqliteStore implements Store {
       )
         return result;
       this.write(snap, transition);
+      wrote = true;
       return result;
     });
     try {
-      return run.immediate();
+      const result = run.immediate();
+      if (wrote) this.notify();
+      return result;
     } catch (e) {
       throw isRrmError(e) ? e : ledgerError(e, 'ledger transaction failed');
     }
@@ -180,9 +189,9 @@ export class SqliteStore implements Store {
   watch(listener: () => void): () => void {
     this.watchers.add(listener);
     if (!this.fsWatcher) {
-      const prefix = basename(this.path);
+      const notifyName = basename(this.notifyPath);
       this.fsWatcher = watch(dirname(this.path), { persistent: false }, (_type, name) => {
-        if (name === null || String(name).startsWith(prefix)) for (const w of this.watchers) w();
+        if (name === null || String(name) === notifyName) for (const w of this.watchers) w();
       });
       this.fsWatcher.on('error', () => undefined);
     }
@@ -195,7 +204,23 @@ export class SqliteStore implements Store {
     };
   }
 
+  private get notifyPath(): string {
+    return `${this.path}.notify`;
+  }
+
+  /** Tells watchers in every process that a commit is visible. */
+  private notify(): void {
+    try {
+      this.notifyFd ??= openSync(this.notifyPath, 'w', 0o644);
+      writeSync(this.notifyFd, NOTIFY_BYTE, 0, 1, 0);
+    } catch {
+      // Best effort: waiters also poll.
+    }
+  }
+
   async close(): Promise<void> {
+    if (this.notifyFd !== undefined) closeSync(this.notifyFd);
+    this.notifyFd = undefined;
     this.fsWatcher?.close();
     this.fsWatcher = undefined;
     this.watchers.clear();

@@ -1,0 +1,63 @@
+/** `rrm doctor`: which enforcement driver is in use and why, the ledger's state, and leftover cgroups (removed). */
+import { localEnforcer } from '../../host/local-enforcer.js';
+import { LOCAL_INSTANCE } from '../../host/local-instance.js';
+import { flag, parseOptions } from '../args.js';
+import { COMMON_OPTIONS, type Context } from '../context.js';
+import { printJson } from '../output.js';
+
+export const DOCTOR_HELP = `Usage: rrm doctor [--dry-run] [--json]
+
+Reports the enforcement driver in use (cgroup2, cgroup1, hybrid or none) and why, the ledger, and
+any cgroup under the rrm parent that no active reservation owns; those leftovers are killed and
+removed (with --dry-run only listed).
+
+Options: --state-dir DIR, --json, -h/--help
+`;
+
+export async function doctorCommand(ctx: Context, args: readonly string[]): Promise<number> {
+  const { values } = parseOptions(args, { ...COMMON_OPTIONS, 'dry-run': { type: 'boolean' } });
+  if (flag(values, 'help')) {
+    ctx.io.out(DOCTOR_HELP);
+    return 0;
+  }
+  const config = ctx.config(values);
+  const enforcer = localEnforcer(config);
+  const ledger = await ctx.ledger(config, enforcer);
+  try {
+    await ledger.sweep(LOCAL_INSTANCE);
+    const active = await ledger.list({ states: ['granted', 'queued'] });
+    const owned = new Set(active.filter((r) => r.state === 'granted').map((r) => r.id));
+    const leftovers = enforcer.list().filter((id) => !owned.has(id));
+    const removed: string[] = [];
+    if (!flag(values, 'dry-run')) {
+      for (const id of leftovers) {
+        const slot = enforcer.open(id);
+        if (!slot) continue;
+        await slot.kill().catch(() => undefined);
+        await slot.destroy();
+        removed.push(id);
+      }
+    }
+    const report = {
+      ledger: config.ledgerPath,
+      granted: owned.size,
+      queued: active.length - owned.size,
+      enforcement: enforcer.report,
+      leftovers,
+      removed,
+    };
+    if (flag(values, 'json')) printJson(ctx.io, report);
+    else {
+      ctx.io.out(`${enforcer.describe()}\n`);
+      ctx.io.out(`ledger: ${report.ledger} (${report.granted} granted, ${report.queued} queued)\n`);
+      if (leftovers.length === 0) ctx.io.out('leftover cgroups: none\n');
+      else
+        ctx.io.out(
+          `leftover cgroups: ${leftovers.join(', ')}${removed.length ? ` (removed ${removed.length})` : ' (not removed: --dry-run)'}\n`,
+        );
+    }
+    return 0;
+  } finally {
+    await ledger.close();
+  }
+}

@@ -1,0 +1,24 @@
+/** The enforcer for this host, and how a reclaimed grant's leftover work is stopped with it. */
+import type { Config } from '../config.js';
+import type { Reclaimed } from '../admission/transitions.js';
+import { probeEnforcer, type Enforcer } from '../enforce/enforcer.js';
+import { killProcessGroup } from './process-identity.js';
+
+export function localEnforcer(config: Config): Enforcer {
+  // With enforcement off, probing an empty mount table yields the advisory driver.
+  return config.enforce === 'none'
+    ? probeEnforcer({ mountsFile: '/dev/null', parent: config.cgroupParent })
+    : probeEnforcer({ parent: config.cgroupParent });
+}
+
+/** Kills a reclaimed grant's process group and cgroup tree, then removes the cgroup. */
+export function reclaimWith(enforcer: Enforcer): (c: Reclaimed) => Promise<void> {
+  return async (c) => {
+    if (c.pgid !== undefined) killProcessGroup(c.pgid, 'SIGKILL');
+    const slot = enforcer.open(c.reservation.id);
+    if (slot) {
+      await slot.kill().catch(() => undefined);
+      await slot.destroy().catch(() => undefined);
+    }
+  };
+}
