@@ -1,6 +1,6 @@
 /** What every command needs: the compiled config and, when it touches the ledger, the ledger. */
 import { compileConfig, type Config } from '../config.js';
-import type { CoreLedger } from '../ledger/core-ledger.js';
+import type { LedgerClient } from '../ledger/ledger-client.js';
 import type { Enforcer } from '../enforce/enforcer.js';
 import { openLocalLedger } from '../ledger/open.js';
 import { str, type Values } from './args.js';
@@ -11,7 +11,7 @@ export interface Context {
   readonly env: NodeJS.ProcessEnv;
   config(values: Values): Config;
   /** Opens the ledger; call only after all input was validated, so bad input never touches it. */
-  ledger(config: Config, enforcer?: Enforcer): Promise<CoreLedger>;
+  ledger(config: Config, enforcer?: Enforcer): Promise<LedgerClient>;
 }
 
 export function makeContext(io: Io, env: NodeJS.ProcessEnv): Context {

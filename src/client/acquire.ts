@@ -3,7 +3,7 @@
  * with a slow poll that sweeps dead holders and expiries and renews the waiter's own lease.
  */
 import type { WaitStatus } from '../admission/schedule.js';
-import type { CoreLedger } from '../ledger/core-ledger.js';
+import type { LedgerClient } from '../ledger/ledger-client.js';
 import { RrmError } from '../model/errors.js';
 import { formatDimension } from '../model/quantity.js';
 import type { Reservation, ReservationHandle, ReservationRequest } from '../model/reservation.js';
@@ -44,7 +44,7 @@ export function describeShortfall(short: readonly Shortfall[]): string {
 }
 
 export async function acquire(
-  ledger: CoreLedger,
+  ledger: LedgerClient,
   request: ReservationRequest,
   opts: AcquireOptions,
 ): Promise<Acquired> {
@@ -71,7 +71,7 @@ export async function acquire(
 }
 
 function waitForGrant(
-  ledger: CoreLedger,
+  ledger: LedgerClient,
   id: string,
   token: string,
   opts: AcquireOptions,

@@ -3,7 +3,7 @@
  * the holder, through `onLost` / `onPreempt`, when the ledger says it must stop (asked to make
  * room for a higher-priority request, released by an admin, expired).
  */
-import type { CoreLedger } from '../ledger/core-ledger.js';
+import type { LedgerClient } from '../ledger/ledger-client.js';
 import type { Reservation, ReservationHandle } from '../model/reservation.js';
 
 export interface LeaseEvents {
@@ -26,7 +26,7 @@ export class LeaseKeeper {
   private again = false;
 
   constructor(
-    private readonly ledger: CoreLedger,
+    private readonly ledger: LedgerClient,
     private readonly handle: ReservationHandle,
     private readonly leaseMs: number,
     private readonly events: LeaseEvents,

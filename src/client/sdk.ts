@@ -11,7 +11,7 @@ import { hostname, userInfo } from 'node:os';
 import { compileConfig } from '../config.js';
 import { LOCAL_INSTANCE } from '../host/local-instance.js';
 import { processStartTime } from '../host/process-identity.js';
-import type { CoreLedger } from '../ledger/core-ledger.js';
+import type { LedgerClient } from '../ledger/ledger-client.js';
 import { openLocalLedger } from '../ledger/open.js';
 import { RrmError } from '../model/errors.js';
 import { DEFAULT_PRIORITY, parsePriority } from '../model/priority.js';
@@ -94,7 +94,7 @@ export async function requestResourceReservation(
       owner: userInfo().username,
     },
   };
-  const ledger: CoreLedger = await openLocalLedger(config);
+  const ledger: LedgerClient = await openLocalLedger(config);
   let acquired;
   try {
     acquired = await acquire(ledger, request, {

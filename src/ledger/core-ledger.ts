@@ -24,6 +24,7 @@ import { RrmError } from '../model/errors.js';
 import { isActive, type Reservation, type ReservationRequest } from '../model/reservation.js';
 import type { ResourceVector } from '../model/vector.js';
 import type { EventFilter, InstanceInit, ListFilter, Store, StoredEvent } from './ledger.js';
+import type { LedgerClient, ReleaseOptions, ReleaseWho } from './ledger-client.js';
 
 export interface LedgerEnvironment {
   readonly now: () => number;
@@ -45,6 +46,11 @@ export interface Reserved {
   readonly token: string;
 }
 
+export interface ReserveOptions {
+  readonly token?: string;
+  readonly admit?: (snap: InstanceSnapshot) => void;
+}
+
 export function hashToken(token: string): string {
   return createHash('sha256').update(token).digest('hex');
 }
@@ -53,7 +59,7 @@ export function newReservationId(): string {
   return `rsv_${randomBytes(12).toString('base64url')}`;
 }
 
-export class CoreLedger {
+export class CoreLedger implements LedgerClient {
   constructor(
     readonly store: Store,
     private readonly env: LedgerEnvironment,
@@ -84,23 +90,58 @@ export class CoreLedger {
     });
   }
 
-  /** Submits a request: granted now, queued with a position, or rejected with the shortfall. */
-  async reserve(request: ReservationRequest): Promise<Reserved> {
+  /**
+   * Submits a request: granted now, queued with a position, or rejected with the shortfall.
+   * `admit` runs inside the admission transaction and may throw to refuse (quotas); `token` lets a
+   * caller choose the holder token, so a retried request with the same idempotency key gets the
+   * same reservation back.
+   */
+  async reserve(request: ReservationRequest, opts: ReserveOptions = {}): Promise<Reserved> {
+    const token = opts.token ?? randomBytes(24).toString('base64url');
     if (request.idempotencyKey) {
       const prior = await this.store.byIdempotencyKey(request.idempotencyKey);
-      if (prior)
-        throw new RrmError('RRM_ERR_BAD_REQUEST', `idempotency key already used by ${prior.id}`, {
-          id: prior.id,
-        });
+      if (prior) return this.replay(prior, token);
     }
     await this.sweep(request.target);
-    const token = randomBytes(24).toString('base64url');
     const id = newReservationId();
-    const outcome = await this.store.transact(request.target, (snap) => {
-      const step = submit(snap, { id, tokenHash: hashToken(token), request }, this.env.now());
-      return { transition: step, result: step.outcome };
-    });
-    return { outcome, token };
+    try {
+      const outcome = await this.store.transact(request.target, (snap) => {
+        opts.admit?.(snap);
+        const step = submit(snap, { id, tokenHash: hashToken(token), request }, this.env.now());
+        return { transition: step, result: step.outcome };
+      });
+      return { outcome, token };
+    } catch (e) {
+      // Two submissions raced with one idempotency key: the loser answers with the winner's.
+      const prior = request.idempotencyKey
+        ? await this.store.byIdempotencyKey(request.idempotencyKey)
+        : undefined;
+      if (prior) return this.replay(prior, token);
+      throw e;
+    }
+  }
+
+  private async replay(prior: Reservation, token: string): Promise<Reserved> {
+    if (prior.tokenHash !== hashToken(token)) {
+      throw new RrmError('RRM_ERR_IDEMPOTENCY_CONFLICT', `idempotency key already used by ${prior.id}`, {
+        id: prior.id,
+      });
+    }
+    if (prior.state === 'granted') return { outcome: { kind: 'granted', reservation: prior }, token };
+    if (prior.state === 'queued') {
+      const status = await this.waitStatus(prior.id);
+      if (status) return { outcome: { kind: 'queued', reservation: prior, status }, token };
+    }
+    return {
+      outcome: {
+        kind: 'rejected',
+        reservation: prior,
+        code: 'RRM_ERR_CAPACITY_SHORT',
+        shortfall: [],
+        ahead: [],
+      },
+      token,
+    };
   }
 
   async renew(id: string, token: string): Promise<Reservation> {
@@ -129,11 +170,7 @@ export class CoreLedger {
    * Ends a reservation. Idempotent: releasing one that already ended returns it unchanged.
    * Pass the token as holder, or `admin` to release someone else's.
    */
-  async release(
-    id: string,
-    who: { token?: string; admin?: boolean; name?: string },
-    opts: { end?: 'released' | 'timed-out'; reason?: string; usage?: Record<string, number> } = {},
-  ): Promise<Reservation> {
+  async release(id: string, who: ReleaseWho, opts: ReleaseOptions = {}): Promise<Reservation> {
     const r = await this.mustGet(id);
     const caller: Caller = {
       tokenHash: who.token ? hashToken(who.token) : undefined,

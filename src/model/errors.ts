@@ -13,6 +13,7 @@ export const EXIT = Object.freeze({
   usage: 64,
   software: 70,
   unavailable: 75,
+  noPermission: 77,
   memoryLimit: 120,
   timeLimit: 124,
 });
@@ -98,6 +99,42 @@ export const CATALOGUE = Object.freeze({
     exit: 127,
     http: 400,
     summary: 'The command to run does not exist or is not executable; nothing was reserved.',
+  },
+  RRM_ERR_IDEMPOTENCY_CONFLICT: {
+    exit: EXIT.usage,
+    http: 409,
+    summary: 'The idempotency key was already used by another caller or for another request.',
+  },
+  RRM_ERR_UNAUTHENTICATED: {
+    exit: EXIT.noPermission,
+    http: 401,
+    summary: 'The caller did not present a valid token.',
+  },
+  RRM_ERR_FORBIDDEN: {
+    exit: EXIT.noPermission,
+    http: 403,
+    summary:
+      'The caller may not do this: not the holder, not an admin, or a priority class its policy does not allow.',
+  },
+  RRM_ERR_QUOTA: {
+    exit: EXIT.noPermission,
+    http: 403,
+    summary: 'The request would take the owner past its quota; the quota and what the owner holds are given.',
+  },
+  RRM_ERR_BAD_JSON: {
+    exit: EXIT.usage,
+    http: 400,
+    summary: 'The request body is not valid JSON or does not match the schema.',
+  },
+  RRM_ERR_BODY_TOO_LARGE: {
+    exit: EXIT.usage,
+    http: 413,
+    summary: 'The request body is larger than the agent accepts.',
+  },
+  RRM_ERR_AGENT_UNAVAILABLE: {
+    exit: EXIT.unavailable,
+    http: 503,
+    summary: 'The agent could not be reached or did not answer in time.',
   },
   RRM_ERR_LEDGER: { exit: EXIT.software, http: 503, summary: 'The ledger could not be read or written.' },
   RRM_ERR_INTERNAL: { exit: EXIT.software, http: 500, summary: 'A bug in rrm.' },

@@ -10,7 +10,7 @@ import { spawn } from 'node:child_process';
 import { constants } from 'node:os';
 import { LeaseKeeper } from '../client/lease-keeper.js';
 import type { Slot, Usage } from '../enforce/enforcer.js';
-import type { CoreLedger } from '../ledger/core-ledger.js';
+import type { LedgerClient } from '../ledger/ledger-client.js';
 import { isRrmError } from '../model/errors.js';
 import type { Reservation, ReservationHandle } from '../model/reservation.js';
 import { killProcessGroup } from '../host/process-identity.js';
@@ -31,11 +31,14 @@ export interface RunResult {
   readonly usage: Usage;
 }
 
+/** Receives the command's output when it is not inherited (remote installs stream it). */
+export type OutputSink = (stream: 'stdout' | 'stderr', chunk: Buffer) => void;
+
 export interface SuperviseOptions {
   readonly argv: readonly string[];
   readonly env: NodeJS.ProcessEnv;
   readonly cwd?: string;
-  readonly ledger: CoreLedger;
+  readonly ledger: LedgerClient;
   readonly handle: ReservationHandle;
   readonly slot: Slot;
   readonly leaseMs: number;
@@ -43,6 +46,11 @@ export interface SuperviseOptions {
   readonly graceMs: number;
   /** Absolute time (ms) at which the command is stopped; undefined = no limit. */
   readonly deadline?: number;
+  /** Forward SIGINT/SIGTERM/SIGHUP that this process receives to the command. */
+  readonly forwardSignals: boolean;
+  /** Aborting stops the command (SIGTERM, grace, SIGKILL). */
+  readonly stop?: AbortSignal;
+  readonly output?: OutputSink;
   readonly onStart?: (pid: number) => void;
   readonly onPause?: () => void;
   readonly onResume?: (pausedMs: number) => void;
@@ -61,7 +69,7 @@ export function supervise(opts: SuperviseOptions): Promise<RunResult> {
     const [file, ...args] = slot.wrap(opts.argv) as [string, ...string[]];
     const child = spawn(file, args, {
       detached: true,
-      stdio: 'inherit',
+      stdio: opts.output ? ['ignore', 'pipe', 'pipe'] : 'inherit',
       cwd: opts.cwd,
       env: { ...opts.env, RRM_RESERVATION_ID: handle.id },
     });
@@ -116,11 +124,21 @@ export function supervise(opts: SuperviseOptions): Promise<RunResult> {
     const onInt = (): void => onSignal('SIGINT');
     const onTerm = (): void => onSignal('SIGTERM');
     const onHup = (): void => onSignal('SIGHUP');
-    process.on('SIGINT', onInt);
-    process.on('SIGTERM', onTerm);
-    process.on('SIGHUP', onHup);
+    if (opts.forwardSignals) {
+      process.on('SIGINT', onInt);
+      process.on('SIGTERM', onTerm);
+      process.on('SIGHUP', onHup);
+    }
+    const onStop = (): void => stop('signal');
+    opts.stop?.addEventListener('abort', onStop, { once: true });
+    if (opts.output) {
+      const sink = opts.output;
+      child.stdout?.on('data', (d: Buffer) => sink('stdout', d));
+      child.stderr?.on('data', (d: Buffer) => sink('stderr', d));
+    }
 
     const cleanup = (): void => {
+      opts.stop?.removeEventListener('abort', onStop);
       process.off('SIGINT', onInt);
       process.off('SIGTERM', onTerm);
       process.off('SIGHUP', onHup);
@@ -177,10 +195,7 @@ export function supervise(opts: SuperviseOptions): Promise<RunResult> {
         usage: slot.measure(),
       });
     });
-    child.once('exit', (code, signal) => {
-      exited = true;
-      // The leader is gone; nothing it left in its group may outlive the grant.
-      if (child.pid !== undefined) killProcessGroup(child.pid, 'SIGKILL');
+    const finish = (code: number | null, signal: NodeJS.Signals | null): void => {
       cleanup();
       resolve({
         exitCode: exitCodeOf(code, signal),
@@ -192,6 +207,14 @@ export function supervise(opts: SuperviseOptions): Promise<RunResult> {
         pausedMs,
         usage: slot.measure(),
       });
+    };
+    child.once('exit', (code, signal) => {
+      exited = true;
+      // The leader is gone; nothing it left in its group may outlive the grant.
+      if (child.pid !== undefined) killProcessGroup(child.pid, 'SIGKILL');
+      // With piped output, wait until the pipes are drained ('close').
+      if (opts.output) child.once('close', () => finish(code, signal));
+      else finish(code, signal);
     });
   });
 }

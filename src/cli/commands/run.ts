@@ -4,12 +4,8 @@
  * run again when re-admitted.
  */
 import { hostname, userInfo } from 'node:os';
-import { acquire } from '../../client/acquire.js';
-import type { CoreLedger } from '../../ledger/core-ledger.js';
-import { parseDuration, formatDuration } from '../../model/duration.js';
+import { parseDuration } from '../../model/duration.js';
 import { RrmError } from '../../model/errors.js';
-import { formatDimension } from '../../model/quantity.js';
-import { effectiveLimits, type Enforcer, type Slot } from '../../enforce/enforcer.js';
 import { localEnforcer } from '../../host/local-enforcer.js';
 import { DEFAULT_PRIORITY, parsePriority } from '../../model/priority.js';
 import type { Mode, OnPreempt, PackageRef, ReservationRequest } from '../../model/reservation.js';
@@ -17,12 +13,10 @@ import { LOCAL_INSTANCE } from '../../host/local-instance.js';
 import { processStartTime } from '../../host/process-identity.js';
 import { npmInstallSpecs, splitSpec } from '../../profiles/npm-metadata.js';
 import { resolveProfile } from '../../profiles/resolve.js';
-import type { ResourceProfile } from '../../profiles/profile.js';
-import { supervise, type RunResult } from '../../runner/supervise.js';
+import { runInstall, WaitAborted } from '../../runner/run-install.js';
 import { findExecutable } from '../../runner/which.js';
 import { flag, parseOptions, splitCommand, str, usageError, type OptionSpec } from '../args.js';
 import { COMMON_OPTIONS, type Context } from '../context.js';
-import { formatVector } from '../output.js';
 import { WaitReporter } from '../progress.js';
 import { limitFlags, RESOURCE_OPTIONS, resourceFlags } from '../resource-flags.js';
 
@@ -191,226 +185,76 @@ export async function runCommand(ctx: Context, args: readonly string[]): Promise
       },
     );
   }
-  const ledger = await ctx.ledger(config, enforcer);
-  try {
-    return await runWithRequeue(ctx, ledger, enforcer, plan, profile, config, say);
-  } finally {
-    await ledger.close();
-  }
-}
-
-type Say = (event: string, text: string, data?: Record<string, unknown>) => void;
-
-async function runWithRequeue(
-  ctx: Context,
-  ledger: CoreLedger,
-  enforcer: Enforcer,
-  plan: RunPlan,
-  profile: ResourceProfile,
-  config: ReturnType<Context['config']>,
-  say: Say,
-): Promise<number> {
-  const holder = {
-    host: hostname(),
-    pid: process.pid,
-    startTime: processStartTime(process.pid),
-    owner: userInfo().username,
+  const request: ReservationRequest = {
+    packages: packagesOf(plan.command),
+    command: plan.command,
+    requests: profile.requests,
+    limits: Object.keys(plan.limits).length ? plan.limits : undefined,
+    target: LOCAL_INSTANCE,
+    mode: plan.mode,
+    priority: plan.priority,
+    timeLimitMs: plan.timeLimitMs,
+    waitMs: plan.waitMs,
+    preemptible: plan.preemptible,
+    mayPreempt: plan.mayPreempt,
+    onPreempt: plan.onPreempt,
+    leaseMs: config.leaseMs,
+    holder: {
+      host: hostname(),
+      pid: process.pid,
+      startTime: processStartTime(process.pid),
+      owner: userInfo().username,
+    },
   };
-  let retryOf: string | undefined;
-  for (let attempt = 1; ; attempt++) {
-    const request: ReservationRequest = {
-      packages: packagesOf(plan.command),
-      command: plan.command,
-      requests: profile.requests,
-      limits: Object.keys(plan.limits).length ? plan.limits : undefined,
-      target: LOCAL_INSTANCE,
-      mode: plan.mode,
-      priority: plan.priority,
-      timeLimitMs: plan.timeLimitMs,
-      waitMs: plan.waitMs,
-      preemptible: plan.preemptible,
-      mayPreempt: plan.mayPreempt,
-      onPreempt: plan.onPreempt,
-      leaseMs: config.leaseMs,
-      holder,
-      retryOf,
-      attempt,
-    };
-    const waiting = new AbortController();
-    const onSignal = (sig: NodeJS.Signals): void => waiting.abort(sig);
-    const onInt = (): void => onSignal('SIGINT');
-    const onTerm = (): void => onSignal('SIGTERM');
-    process.on('SIGINT', onInt);
-    process.on('SIGTERM', onTerm);
-    let reporter: WaitReporter | undefined;
-    let acquired;
-    try {
-      acquired = await acquire(ledger, request, {
-        pollMs: config.pollMs,
-        signal: waiting.signal,
+  const ledger = await ctx.ledger(config, enforcer);
+  // Until the command runs, SIGINT/SIGTERM give up the queue place; then they are forwarded to it.
+  const waiting = new AbortController();
+  const onInt = (): void => waiting.abort('SIGINT');
+  const onTerm = (): void => waiting.abort('SIGTERM');
+  process.on('SIGINT', onInt);
+  process.on('SIGTERM', onTerm);
+  let reporter: WaitReporter | undefined;
+  try {
+    const outcome = await runInstall(
+      ledger,
+      enforcer,
+      request,
+      {
+        say: (event, text, data) => {
+          if (event === 'granted') {
+            reporter?.done();
+            reporter = undefined;
+            process.off('SIGINT', onInt);
+            process.off('SIGTERM', onTerm);
+          } else if (event === 'requeued') {
+            process.on('SIGINT', onInt);
+            process.on('SIGTERM', onTerm);
+          }
+          say(event, text, data);
+        },
         onWait: (status, r) => {
           if (plan.quiet) return;
           if (plan.json) return say('waiting', '', { ...status, reservation: r.id });
           reporter ??= new WaitReporter(ctx.io, r.id);
           reporter.update(status);
         },
-      });
-    } catch (e) {
-      reporter?.done();
-      if (waiting.signal.aborted) {
-        const sig = waiting.signal.reason as NodeJS.Signals;
-        say('cancelled', `stopped waiting (${sig}); nothing was run`, { signal: sig });
-        return sig === 'SIGINT' ? 130 : 143;
-      }
-      throw e;
-    } finally {
-      process.off('SIGINT', onInt);
-      process.off('SIGTERM', onTerm);
-    }
-    reporter?.done();
-    const { handle, reservation, waitedMs } = acquired;
-    say(
-      'granted',
-      `${handle.id} granted ${formatVector(handle.granted)}${waitedMs ? ` after waiting ${formatDuration(waitedMs)}` : ''}`,
-      {
-        id: handle.id,
-        granted: handle.granted,
-        waitedMs,
-        attempt,
-      },
-    );
-    let result: RunResult | undefined;
-    let slot: Slot | undefined;
-    try {
-      slot = await enforcer.create(handle.id, {
-        mode: plan.mode,
-        requests: handle.granted,
-        limits: handle.limits,
-      });
-      result = await supervise({
-        argv: plan.command,
+        signal: waiting.signal,
+        forwardSignals: true,
         env: ctx.env,
-        ledger,
-        handle,
-        slot,
-        leaseMs: config.leaseMs,
-        pollMs: config.pollMs,
-        graceMs: config.graceMs,
-        deadline: reservation.deadline,
-        onPause: () =>
-          say('paused', `${handle.id} paused (frozen) for a higher-priority request`, { id: handle.id }),
-        onResume: (ms) =>
-          say('resumed', `${handle.id} resumed after ${formatDuration(ms)} paused`, {
-            id: handle.id,
-            pausedMs: ms,
-          }),
-      });
-    } finally {
-      await slot?.destroy().catch(() => undefined);
-      const end = result?.stoppedFor === 'time-limit' ? 'timed-out' : 'released';
-      await ledger
-        .release(
-          handle.id,
-          { token: handle.token },
-          {
-            end,
-            usage: result ? measuredUsage(result) : undefined,
-            reason: result ? endReason(result) : 'rrm failed before the command ended',
-          },
-        )
-        .catch((e) => {
-          say('release-failed', `could not release ${handle.id}: ${e instanceof Error ? e.message : e}`);
-        });
-    }
-    if (result.spawnError) {
-      say('spawn-failed', `could not start ${plan.command[0]}: ${result.spawnError}`, {
-        id: handle.id,
-        error: result.spawnError,
-      });
-      return 127;
-    }
-    if (result.stoppedFor === 'preempted') {
-      if (plan.onPreempt === 'fail') {
-        throw new RrmError(
-          'RRM_ERR_PREEMPTED',
-          `${handle.id} was preempted after ${formatDuration(result.wallMs)}; not retried (--on-preempt fail)`,
-          { id: handle.id },
-        );
-      }
-      say(
-        'requeued',
-        `${handle.id} preempted after ${formatDuration(result.wallMs)}; the command was stopped and is queued again`,
-        { id: handle.id, attempt },
-      );
-      retryOf = handle.id;
-      continue;
-    }
-    if (result.stoppedFor === 'time-limit') {
-      throw new RrmError(
-        'RRM_ERR_TIME_LIMIT',
-        `${handle.id}: the command reached its time limit of ${formatDuration(plan.timeLimitMs ?? 0)} and was stopped`,
-        { id: handle.id },
-      );
-    }
-    if (result.stoppedFor === 'lost') {
-      throw new RrmError(
-        'RRM_ERR_NOT_GRANTED',
-        `${handle.id} was ${result.lost?.state ?? 'lost'} (${result.lost?.reason ?? 'no longer in the ledger'}); the command was stopped`,
-        { id: handle.id },
-      );
-    }
-    const usage = measuredUsage(result);
-    if ((usage.oomKills ?? 0) > 0 && result.exitCode !== 0) {
-      const limit = effectiveLimits({
-        mode: plan.mode,
-        requests: handle.granted,
-        limits: handle.limits,
-      }).memory;
-      throw new RrmError(
-        'RRM_ERR_MEMORY_LIMIT',
-        `${handle.id}: the command exceeded its memory limit of ${limit ? formatDimension('memory', limit) : '?'}; peak ${formatDimension('memory', usage.peakMemoryBytes ?? 0)} (exit ${result.exitCode})`,
-        { id: handle.id, usage, exitCode: result.exitCode },
-      );
-    }
-    say(
-      'released',
-      `${handle.id} released after ${formatDuration(result.wallMs)}; exit ${result.exitCode}; ${describeUsage(usage)}`,
-      {
-        id: handle.id,
-        exitCode: result.exitCode,
-        signal: result.signal,
-        usage,
       },
+      config,
     );
-    return result.exitCode;
+    return outcome.exitCode;
+  } catch (e) {
+    if (e instanceof WaitAborted) {
+      reporter?.done();
+      say('cancelled', `stopped waiting (${String(e.reason)}); nothing was run`, { signal: e.reason });
+      return e.reason === 'SIGINT' ? 130 : 143;
+    }
+    throw e;
+  } finally {
+    process.off('SIGINT', onInt);
+    process.off('SIGTERM', onTerm);
+    await ledger.close();
   }
-}
-
-/** What the run used, for the ledger and the summary: only what was measured (null = not measurable here). */
-export function measuredUsage(
-  r: RunResult,
-): Record<string, number> & { oomKills?: number; peakMemoryBytes?: number } {
-  const out: Record<string, number> = { wallMs: r.wallMs };
-  if (r.pausedMs) out.pausedMs = r.pausedMs;
-  for (const [k, v] of Object.entries(r.usage)) if (typeof v === 'number') out[k] = v;
-  return out;
-}
-
-function endReason(r: RunResult): string {
-  if (r.spawnError) return `could not start: ${r.spawnError}`;
-  if (r.stoppedFor === 'time-limit') return 'stopped at its time limit';
-  if ((r.usage.oomKills ?? 0) > 0 && r.exitCode !== 0)
-    return `exceeded its memory limit (exit ${r.exitCode})`;
-  return `command exited ${r.exitCode}`;
-}
-
-export function describeUsage(u: Readonly<Record<string, number>>): string {
-  const parts: string[] = [];
-  if (u.peakMemoryBytes !== undefined)
-    parts.push(`peak memory ${formatDimension('memory', u.peakMemoryBytes)}`);
-  if (u.cpuUsageUsec !== undefined) parts.push(`cpu ${formatDuration(u.cpuUsageUsec / 1000)}`);
-  if (u.readBytes !== undefined) parts.push(`read ${formatDimension('disk', u.readBytes)}`);
-  if (u.writeBytes !== undefined) parts.push(`written ${formatDimension('disk', u.writeBytes)}`);
-  if (u.oomKills) parts.push(`${u.oomKills} OOM kill(s)`);
-  return parts.length ? parts.join(', ') : 'usage not measured (advisory mode)';
 }
