@@ -1,8 +1,11 @@
 /** What every command needs: the compiled config and, when it touches the ledger, the ledger. */
+import { existsSync } from 'node:fs';
 import { compileConfig, type Config } from '../config.js';
 import type { LedgerClient } from '../ledger/ledger-client.js';
 import type { Enforcer } from '../enforce/enforcer.js';
 import { openLocalLedger } from '../ledger/open.js';
+import { AgentClient, parseAgentUrl, type AgentEndpoint } from '../client/agent-client.js';
+import { DEFAULT_SOCKET } from '../agent/agent-config.js';
 import { str, type Values } from './args.js';
 import type { Io } from './output.js';
 
@@ -10,16 +13,33 @@ export interface Context {
   readonly io: Io;
   readonly env: NodeJS.ProcessEnv;
   config(values: Values): Config;
+  /**
+   * The agent to go through: `--agent` / RRM_AGENT, else the default socket when it exists and no
+   * state directory was named explicitly; undefined means the embedded ledger.
+   */
+  agent(values: Values): AgentEndpoint | undefined;
   /** Opens the ledger; call only after all input was validated, so bad input never touches it. */
-  ledger(config: Config, enforcer?: Enforcer): Promise<LedgerClient>;
+  ledger(config: Config, enforcer?: Enforcer, values?: Values): Promise<LedgerClient>;
 }
 
-export function makeContext(io: Io, env: NodeJS.ProcessEnv): Context {
+export function makeContext(io: Io, env: NodeJS.ProcessEnv, agentFlag?: string): Context {
+  const agent = (values: Values = {}): AgentEndpoint | undefined => {
+    const explicitState = str(values, 'state-dir') !== undefined || env.RRM_STATE_DIR !== undefined;
+    const url =
+      agentFlag ??
+      env.RRM_AGENT ??
+      (!explicitState && existsSync(DEFAULT_SOCKET) ? DEFAULT_SOCKET : undefined);
+    return url ? parseAgentUrl(url, env) : undefined;
+  };
   return {
     io,
     env,
     config: (values) => compileConfig(env, { stateDir: str(values, 'state-dir') }),
-    ledger: (config, enforcer) => openLocalLedger(config, enforcer),
+    agent,
+    ledger: async (config, enforcer, values) => {
+      const ep = agent(values);
+      return ep ? new AgentClient(ep) : openLocalLedger(config, enforcer);
+    },
   };
 }
 

@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { isRrmError, EXIT } from '../model/errors.js';
 import { capacityCommand } from './commands/capacity.js';
 import { doctorCommand } from './commands/doctor.js';
+import { agentCommand } from './commands/agent.js';
 import { historyCommand } from './commands/history.js';
 import { listCommand } from './commands/list.js';
 import { releaseCommand } from './commands/release.js';
@@ -23,6 +24,12 @@ Commands:
   release <ID>...                 release reservations (admin)
   history [ID]                    recent reservations, or one reservation's events
   doctor                          enforcement driver and why; remove leftover cgroups
+  agent                           run the per-instance daemon (HTTP API on a Unix socket / TCP)
+
+Global option: --agent unix:/path | /path | http://host:port talks to an rrm agent (also
+RRM_AGENT, with RRM_AGENT_TOKEN for TCP); without it the default socket /run/rrm/agent.sock is used
+when it exists and no --state-dir/RRM_STATE_DIR is given. Through a TCP agent, 'run' installs on
+the agent's machine and streams the output back.
 
 Every command takes --json and --help. The ledger lives in $RRM_STATE_DIR (or --state-dir),
 by default /var/lib/rrm as root and $XDG_STATE_HOME/rrm otherwise.
@@ -42,6 +49,7 @@ const COMMANDS: Readonly<Record<string, Handler>> = {
   release: releaseCommand,
   history: historyCommand,
   doctor: doctorCommand,
+  agent: agentCommand,
 };
 
 function version(): string {
@@ -49,6 +57,14 @@ function version(): string {
     version: string;
   };
   return pkg.version;
+}
+
+/** Splits the global `--agent URL` off the front of argv. */
+export function globalOptions(argv: readonly string[]): { agent?: string; rest: string[] } {
+  const [first, second, ...more] = argv;
+  if (first === '--agent' && second !== undefined) return { agent: second, rest: more };
+  if (first?.startsWith('--agent=')) return { agent: first.slice('--agent='.length), rest: argv.slice(1) };
+  return { rest: [...argv] };
 }
 
 export async function main(argv: readonly string[], ctx: Context): Promise<number> {
@@ -80,5 +96,6 @@ export async function main(argv: readonly string[], ctx: Context): Promise<numbe
   }
 }
 
-const code = await main(process.argv.slice(2), makeContext(processIo, process.env));
+const { agent, rest } = globalOptions(process.argv.slice(2));
+const code = await main(rest, makeContext(processIo, process.env, agent));
 process.exitCode = code;

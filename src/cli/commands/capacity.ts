@@ -43,7 +43,7 @@ export async function capacityCommand(ctx: Context, args: readonly string[]): Pr
     );
   }
   const config = ctx.config(values);
-  const ledger = await ctx.ledger(config);
+  const ledger = await ctx.ledger(config, undefined, values);
   try {
     const by = userInfo().username;
     if (action !== 'show') {

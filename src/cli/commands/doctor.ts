@@ -22,7 +22,7 @@ export async function doctorCommand(ctx: Context, args: readonly string[]): Prom
   }
   const config = ctx.config(values);
   const enforcer = localEnforcer(config);
-  const ledger = await ctx.ledger(config, enforcer);
+  const ledger = await ctx.ledger(config, enforcer, values);
   try {
     await ledger.sweep(LOCAL_INSTANCE);
     const active = await ledger.list({ states: ['granted', 'queued'] });

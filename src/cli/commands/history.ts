@@ -23,7 +23,7 @@ export async function historyCommand(ctx: Context, args: readonly string[]): Pro
   if (positionals.length > 1) throw usageError('rrm history: give at most one reservation id');
   const limit = positiveInt(str(values, 'limit'), 'limit', 20);
   const config = ctx.config(values);
-  const ledger = await ctx.ledger(config);
+  const ledger = await ctx.ledger(config, undefined, values);
   try {
     const id = positionals[0];
     if (id) {

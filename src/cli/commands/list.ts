@@ -25,7 +25,7 @@ export async function listCommand(ctx: Context, args: readonly string[]): Promis
   }
   const limit = positiveInt(str(values, 'limit'), 'limit', 100);
   const config = ctx.config(values);
-  const ledger = await ctx.ledger(config);
+  const ledger = await ctx.ledger(config, undefined, values);
   try {
     await ledger.sweep(LOCAL_INSTANCE);
     const active = await ledger.list({ states: ['granted', 'queued'] });

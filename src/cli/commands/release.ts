@@ -24,7 +24,7 @@ export async function releaseCommand(ctx: Context, args: readonly string[]): Pro
     if (!/^rsv_[\w-]{4,64}$/.test(id))
       throw usageError(`rrm release: ${JSON.stringify(id)} is not a reservation id`);
   const config = ctx.config(values);
-  const ledger = await ctx.ledger(config);
+  const ledger = await ctx.ledger(config, undefined, values);
   try {
     const out = [];
     for (const id of positionals) {

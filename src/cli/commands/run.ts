@@ -14,8 +14,11 @@ import { processStartTime } from '../../host/process-identity.js';
 import { npmInstallSpecs, splitSpec } from '../../profiles/npm-metadata.js';
 import { resolveProfile } from '../../profiles/resolve.js';
 import { runInstall, WaitAborted } from '../../runner/run-install.js';
+import { isRemote } from '../../client/agent-client.js';
+import type { ResourceProfile } from '../../profiles/profile.js';
+import { remoteInstall } from '../remote-install.js';
 import { findExecutable } from '../../runner/which.js';
-import { flag, parseOptions, splitCommand, str, usageError, type OptionSpec } from '../args.js';
+import { flag, parseOptions, splitCommand, str, usageError, type OptionSpec, type Values } from '../args.js';
 import { COMMON_OPTIONS, type Context } from '../context.js';
 import { WaitReporter } from '../progress.js';
 import { limitFlags, RESOURCE_OPTIONS, resourceFlags } from '../resource-flags.js';
@@ -146,46 +149,8 @@ function packagesOf(command: readonly string[]): PackageRef[] {
   });
 }
 
-export async function runCommand(ctx: Context, args: readonly string[]): Promise<number> {
-  const parsed = parseRun(args);
-  if (parsed === 'help') {
-    ctx.io.out(RUN_HELP);
-    return 0;
-  }
-  const { plan, values } = parsed;
-  const config = ctx.config(values as never);
-  if (!findExecutable(plan.command[0] as string, ctx.env.PATH)) {
-    throw new RrmError(
-      'RRM_ERR_COMMAND_NOT_FOUND',
-      `${plan.command[0]}: command not found; nothing was reserved`,
-      {
-        command: plan.command[0],
-      },
-    );
-  }
-  const say = (event: string, text: string, data: Record<string, unknown> = {}): void => {
-    if (plan.json) ctx.io.err(`${JSON.stringify({ event, ...data })}\n`);
-    else if (!plan.quiet) ctx.io.err(`rrm: ${text}\n`);
-  };
-  const profile = await resolveProfile({
-    argv: plan.command,
-    flags: plan.flags,
-    flagLimits: plan.limits,
-    registry: config.npmRegistry,
-    metadataTimeoutMs: config.metadataTimeoutMs,
-  });
-  const enforcer = localEnforcer(config);
-  if (enforcer.report.driver === 'none') {
-    say(
-      'advisory',
-      `ADVISORY MODE: ${enforcer.report.reason}; the command runs without limits and is not measured`,
-      {
-        driver: 'none',
-        reason: enforcer.report.reason,
-      },
-    );
-  }
-  const request: ReservationRequest = {
+function buildRequest(plan: RunPlan, profile: ResourceProfile, leaseMs: number): ReservationRequest {
+  return {
     packages: packagesOf(plan.command),
     command: plan.command,
     requests: profile.requests,
@@ -198,7 +163,7 @@ export async function runCommand(ctx: Context, args: readonly string[]): Promise
     preemptible: plan.preemptible,
     mayPreempt: plan.mayPreempt,
     onPreempt: plan.onPreempt,
-    leaseMs: config.leaseMs,
+    leaseMs,
     holder: {
       host: hostname(),
       pid: process.pid,
@@ -206,7 +171,51 @@ export async function runCommand(ctx: Context, args: readonly string[]): Promise
       owner: userInfo().username,
     },
   };
-  const ledger = await ctx.ledger(config, enforcer);
+}
+
+export async function runCommand(ctx: Context, args: readonly string[]): Promise<number> {
+  const parsed = parseRun(args);
+  if (parsed === 'help') {
+    ctx.io.out(RUN_HELP);
+    return 0;
+  }
+  const { plan, values } = parsed;
+  const config = ctx.config(values as never);
+  const say = (event: string, text: string, data: Record<string, unknown> = {}): void => {
+    if (plan.json) ctx.io.err(`${JSON.stringify({ event, ...data })}\n`);
+    else if (!plan.quiet) ctx.io.err(`rrm: ${text}\n`);
+  };
+  const profile = await resolveProfile({
+    argv: plan.command,
+    flags: plan.flags,
+    flagLimits: plan.limits,
+    registry: config.npmRegistry,
+    metadataTimeoutMs: config.metadataTimeoutMs,
+  });
+  const agent = ctx.agent(values as never);
+  const request = buildRequest(plan, profile, config.leaseMs);
+  if (agent && isRemote(agent)) return remoteInstall(agent, request, ctx.io, say);
+  if (!findExecutable(plan.command[0] as string, ctx.env.PATH)) {
+    throw new RrmError(
+      'RRM_ERR_COMMAND_NOT_FOUND',
+      `${plan.command[0]}: command not found; nothing was reserved`,
+      {
+        command: plan.command[0],
+      },
+    );
+  }
+  const enforcer = localEnforcer(config);
+  if (enforcer.report.driver === 'none') {
+    say(
+      'advisory',
+      `ADVISORY MODE: ${enforcer.report.reason}; the command runs without limits and is not measured`,
+      {
+        driver: 'none',
+        reason: enforcer.report.reason,
+      },
+    );
+  }
+  const ledger = await ctx.ledger(config, enforcer, values as Values);
   // Until the command runs, SIGINT/SIGTERM give up the queue place; then they are forwarded to it.
   const waiting = new AbortController();
   const onInt = (): void => waiting.abort('SIGINT');

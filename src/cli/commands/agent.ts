@@ -1,0 +1,65 @@
+/** `rrm agent`: run the per-instance daemon until SIGTERM/SIGINT. */
+import { readFileSync } from 'node:fs';
+import { compileAgentConfig } from '../../agent/agent-config.js';
+import { startAgent } from '../../agent/agent.js';
+import { compileConfig, defaultStateDir } from '../../config.js';
+import { flag, parseOptions, str } from '../args.js';
+import type { Context } from '../context.js';
+
+export const AGENT_HELP = `Usage: rrm agent [--config FILE] [--socket PATH|none] [--listen HOST:PORT]
+                 [--state-dir DIR] [--tokens-dir DIR]
+
+Runs the rrm agent: the same ledger and rules as embedded mode, served as an HTTP API (JSON,
+/openapi.json) on a Unix socket (default /run/rrm/agent.sock, mode 0660) and optionally on TCP.
+Local users authenticate with the token file the agent keeps for them in the tokens directory
+(default: next to the socket), remote callers with bearer tokens from the config file. The CLI and
+SDK use a running agent automatically (--agent / RRM_AGENT, or the default socket).
+
+Config: /etc/rrm/agent.json or --config FILE (JSON: socket, socketGroup, listen, tokensDir,
+tokens {name: {token, admin}}, policy {admins, maxPriority, quotas}, bodyLimit, handlerTimeout,
+maxWait, sweepInterval, logLevel). Flags and RRM_AGENT_SOCKET / RRM_AGENT_LISTEN override it.
+SIGTERM or SIGINT: stops accepting requests, stops running installs, releases, exits 0.
+`;
+
+export async function agentCommand(ctx: Context, args: readonly string[]): Promise<number> {
+  const { values } = parseOptions(args, {
+    config: { type: 'string' },
+    socket: { type: 'string' },
+    listen: { type: 'string' },
+    'state-dir': { type: 'string' },
+    'tokens-dir': { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+  });
+  if (flag(values, 'help')) {
+    ctx.io.out(AGENT_HELP);
+    return 0;
+  }
+  const config = compileAgentConfig(
+    ctx.env,
+    {
+      config: str(values, 'config'),
+      socket: str(values, 'socket'),
+      listen: str(values, 'listen'),
+      stateDir: str(values, 'state-dir'),
+      tokensDir: str(values, 'tokens-dir'),
+    },
+    defaultStateDir(ctx.env, process.getuid?.() ?? 1000),
+  );
+  const ledgerConfig = compileConfig(ctx.env, { stateDir: config.stateDir });
+  const pkg = JSON.parse(readFileSync(new URL('../../../../package.json', import.meta.url), 'utf8')) as {
+    version: string;
+  };
+  const agent = await startAgent(config, ledgerConfig, pkg.version);
+  if (agent.tcpAddress)
+    ctx.io.err(`rrm agent: listening on http://${agent.tcpAddress.host}:${agent.tcpAddress.port}\n`);
+  await new Promise<void>((resolve) => {
+    const onSignal = (): void => {
+      process.off('SIGTERM', onSignal);
+      process.off('SIGINT', onSignal);
+      void agent.stop().then(resolve);
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+  });
+  return 0;
+}
