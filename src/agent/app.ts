@@ -58,7 +58,8 @@ export async function buildApp(deps: AgentDeps): Promise<FastifyInstance> {
     logger: deps.logger ?? false,
     bodyLimit: deps.config.bodyLimit,
     requestTimeout: deps.config.maxWaitMs + 30_000,
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
+    // No type coercion: "2" must stay the quantity string "2" (2 CPUs), not become 2 millicores.
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
     genReqId: () => `req-${Math.random().toString(36).slice(2, 10)}`,
   });
   const routes: RouteDoc[] = [];

@@ -115,13 +115,20 @@ export const installBody = {
   },
 } as const;
 
+/** Query-string numbers arrive as text (no coercion anywhere): digits only, read with queryInt. */
+const count = { type: 'string', pattern: '^[0-9]{1,15}$' } as const;
+
+export function queryInt(v: string | undefined): number | undefined {
+  return v === undefined ? undefined : Number(v);
+}
+
 export const listQuery = {
   type: 'object',
   additionalProperties: false,
   properties: {
     state: { type: 'string', pattern: '^[a-z-]+(,[a-z-]+)*$' },
     instance: { type: 'string', maxLength: 128 },
-    limit: { type: 'integer', minimum: 1, maximum: 10_000 },
+    limit: count,
   },
 } as const;
 
@@ -129,16 +136,16 @@ export const eventsQuery = {
   type: 'object',
   additionalProperties: false,
   properties: {
-    afterSeq: { type: 'integer', minimum: 0 },
+    afterSeq: count,
     reservation: { type: 'string', maxLength: 80 },
-    limit: { type: 'integer', minimum: 1, maximum: 10_000 },
+    limit: count,
   },
 } as const;
 
 export const waitQuery = {
   type: 'object',
   additionalProperties: false,
-  properties: { timeoutMs: { type: 'integer', minimum: 0, maximum: 600_000 } },
+  properties: { timeoutMs: count },
 } as const;
 
 export const errorSchema = {

@@ -1,11 +1,9 @@
 /** What every command needs: the compiled config and, when it touches the ledger, the ledger. */
-import { existsSync } from 'node:fs';
 import { compileConfig, type Config } from '../config.js';
 import type { LedgerClient } from '../ledger/ledger-client.js';
 import type { Enforcer } from '../enforce/enforcer.js';
-import { openLocalLedger } from '../ledger/open.js';
-import { AgentClient, parseAgentUrl, type AgentEndpoint } from '../client/agent-client.js';
-import { DEFAULT_SOCKET } from '../agent/agent-config.js';
+import type { AgentEndpoint } from '../client/agent-client.js';
+import { chooseAgent, connectLedger } from '../client/connect.js';
 import { str, type Values } from './args.js';
 import type { Io } from './output.js';
 
@@ -23,23 +21,14 @@ export interface Context {
 }
 
 export function makeContext(io: Io, env: NodeJS.ProcessEnv, agentFlag?: string): Context {
-  const agent = (values: Values = {}): AgentEndpoint | undefined => {
-    const explicitState = str(values, 'state-dir') !== undefined || env.RRM_STATE_DIR !== undefined;
-    const url =
-      agentFlag ??
-      env.RRM_AGENT ??
-      (!explicitState && existsSync(DEFAULT_SOCKET) ? DEFAULT_SOCKET : undefined);
-    return url ? parseAgentUrl(url, env) : undefined;
-  };
+  const agent = (values: Values = {}): AgentEndpoint | undefined =>
+    chooseAgent(env, agentFlag, str(values, 'state-dir') !== undefined);
   return {
     io,
     env,
     config: (values) => compileConfig(env, { stateDir: str(values, 'state-dir') }),
     agent,
-    ledger: async (config, enforcer, values) => {
-      const ep = agent(values);
-      return ep ? new AgentClient(ep) : openLocalLedger(config, enforcer);
-    },
+    ledger: (config, enforcer, values) => connectLedger(config, agent(values), enforcer),
   };
 }
 

@@ -12,7 +12,7 @@ import { compileConfig } from '../config.js';
 import { LOCAL_INSTANCE } from '../host/local-instance.js';
 import { processStartTime } from '../host/process-identity.js';
 import type { LedgerClient } from '../ledger/ledger-client.js';
-import { openLocalLedger } from '../ledger/open.js';
+import { chooseAgent, connectLedger } from './connect.js';
 import { RrmError } from '../model/errors.js';
 import { DEFAULT_PRIORITY, parsePriority } from '../model/priority.js';
 import { kindOf, parseQuantity } from '../model/quantity.js';
@@ -37,6 +37,8 @@ export interface ReservationInput {
 
 export interface SdkOptions {
   readonly stateDir?: string;
+  /** An agent to go through (unix:/path, /path or http://host:port); see chooseAgent for the default. */
+  readonly agent?: string;
   readonly env?: NodeJS.ProcessEnv;
   readonly onWait?: (status: WaitStatus) => void;
   readonly signal?: AbortSignal;
@@ -94,7 +96,7 @@ export async function requestResourceReservation(
       owner: userInfo().username,
     },
   };
-  const ledger: LedgerClient = await openLocalLedger(config);
+  const ledger: LedgerClient = await connectLedger(config, chooseAgent(env, opts.agent, opts.stateDir !== undefined));
   let acquired;
   try {
     acquired = await acquire(ledger, request, {

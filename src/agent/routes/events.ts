@@ -1,11 +1,11 @@
 /** /v1/events: the ledger's events as JSON, or as a server-sent event stream (Accept: text/event-stream). */
 import type { FastifyPluginAsync } from 'fastify';
 import type { AgentDeps } from '../app.js';
-import { eventsQuery } from '../schemas.js';
+import { eventsQuery, queryInt } from '../schemas.js';
 
 export const eventRoutes: FastifyPluginAsync<{ deps: AgentDeps }> = async (app, { deps }) => {
   const { ledger } = deps;
-  app.get<{ Querystring: { afterSeq?: number; reservation?: string; limit?: number } }>(
+  app.get<{ Querystring: { afterSeq?: string; reservation?: string; limit?: string } }>(
     '/v1/events',
     {
       schema: { querystring: eventsQuery },
@@ -13,9 +13,9 @@ export const eventRoutes: FastifyPluginAsync<{ deps: AgentDeps }> = async (app, 
     },
     async (req, reply) => {
       const filter = {
-        afterSeq: req.query.afterSeq,
+        afterSeq: queryInt(req.query.afterSeq),
         reservation: req.query.reservation,
-        limit: req.query.limit ?? 1000,
+        limit: queryInt(req.query.limit) ?? 1000,
       };
       if (!String(req.headers.accept ?? '').includes('text/event-stream'))
         return { events: await ledger.events(filter) };

@@ -13,6 +13,7 @@ import {
   listQuery,
   params,
   processBody,
+  queryInt,
   releaseBody,
   waitQuery,
 } from '../schemas.js';
@@ -110,7 +111,7 @@ export const reservationRoutes: FastifyPluginAsync<{ deps: AgentDeps }> = async 
     },
   );
 
-  app.get<{ Querystring: { state?: string; instance?: string; limit?: number } }>(
+  app.get<{ Querystring: { state?: string; instance?: string; limit?: string } }>(
     '/v1/reservations',
     { schema: { querystring: listQuery }, config: { summary: 'List reservations, newest first.' } },
     async (req) => {
@@ -118,7 +119,7 @@ export const reservationRoutes: FastifyPluginAsync<{ deps: AgentDeps }> = async 
       const list = await ledger.list({
         states,
         instance: req.query.instance,
-        limit: req.query.limit ?? 1000,
+        limit: queryInt(req.query.limit) ?? 1000,
       });
       return { reservations: list.map(publicView) };
     },
@@ -138,7 +139,7 @@ export const reservationRoutes: FastifyPluginAsync<{ deps: AgentDeps }> = async 
     },
   );
 
-  app.get<{ Params: { id: string }; Querystring: { timeoutMs?: number } }>(
+  app.get<{ Params: { id: string }; Querystring: { timeoutMs?: string } }>(
     '/v1/reservations/:id/wait',
     {
       schema: { params: params.id, querystring: waitQuery },
@@ -151,7 +152,7 @@ export const reservationRoutes: FastifyPluginAsync<{ deps: AgentDeps }> = async 
       const id = req.params.id;
       const first = await ledger.get(id);
       if (!first) throw new RrmError('RRM_ERR_NOT_FOUND', `no reservation ${id}`, { id });
-      const timeoutMs = Math.min(req.query.timeoutMs ?? 30_000, config.maxWaitMs);
+      const timeoutMs = Math.min(queryInt(req.query.timeoutMs) ?? 30_000, config.maxWaitMs);
       const ended = await waitForChange(deps, timeoutMs, async () => {
         const r = await ledger.get(id);
         return r && r.state !== 'queued' ? r : undefined;
