@@ -18,7 +18,12 @@ after(async () => {
 const auth = (token: string) => ({ authorization: `Bearer ${token}` });
 
 async function post(url: string, body: unknown, token = TOKENS.alice) {
-  const res = await t.agent.app.inject({ method: 'POST', url, headers: auth(token), payload: body as object });
+  const res = await t.agent.app.inject({
+    method: 'POST',
+    url,
+    headers: auth(token),
+    payload: body as object,
+  });
   return { status: res.statusCode, body: res.json() as Record<string, any> };
 }
 
@@ -29,7 +34,12 @@ async function ledgerState() {
 }
 
 test('create, wait (long poll), renew and release over the API', async () => {
-  await t.agent.ledger.setAllocatable('local', { cpu: 2000, memory: 4 * 2 ** 30 }, { cpu: 2000, memory: 4 * 2 ** 30 }, 'test');
+  await t.agent.ledger.setAllocatable(
+    'local',
+    { cpu: 2000, memory: 4 * 2 ** 30 },
+    { cpu: 2000, memory: 4 * 2 ** 30 },
+    'test',
+  );
   const a = await post('/v1/reservations', { requests: { cpu: '2', memory: '1Gi' } });
   assert.equal(a.status, 201);
   assert.equal(a.body.outcome, 'granted');
@@ -37,7 +47,11 @@ test('create, wait (long poll), renew and release over the API', async () => {
   const b = await post('/v1/reservations', { requests: { cpu: 1000 } });
   assert.equal(b.status, 202);
   assert.equal(b.body.status.position, 1);
-  const waiting = t.agent.app.inject({ method: 'GET', url: `/v1/reservations/${b.body.reservation.id}/wait?timeoutMs=10000`, headers: auth(TOKENS.alice) });
+  const waiting = t.agent.app.inject({
+    method: 'GET',
+    url: `/v1/reservations/${b.body.reservation.id}/wait?timeoutMs=10000`,
+    headers: auth(TOKENS.alice),
+  });
   const renewed = await post(`/v1/reservations/${a.body.reservation.id}/renew`, { token: a.body.token });
   assert.equal(renewed.status, 200);
   const released = await post(`/v1/reservations/${a.body.reservation.id}/release`, { token: a.body.token });
@@ -58,17 +72,34 @@ test('identity and policy: 401 without a token, 403 for another identity’s rel
   const theirs = await post(`/v1/reservations/${mine.body.reservation.id}/release`, {}, TOKENS.bob);
   assert.equal(theirs.status, 403);
   assert.equal(theirs.body.error.code, 'RRM_ERR_NOT_HOLDER');
-  const crit = await post('/v1/reservations', { requests: { cpu: '100m' }, priority: 'critical' }, TOKENS.alice);
+  const crit = await post(
+    '/v1/reservations',
+    { requests: { cpu: '100m' }, priority: 'critical' },
+    TOKENS.alice,
+  );
   assert.equal(crit.status, 403);
   assert.equal(crit.body.error.code, 'RRM_ERR_FORBIDDEN');
-  const setAlloc = await t.agent.app.inject({ method: 'PUT', url: '/v1/instances/local/allocatable', headers: auth(TOKENS.alice), payload: { allocatable: { cpu: 1 } } });
+  const setAlloc = await t.agent.app.inject({
+    method: 'PUT',
+    url: '/v1/instances/local/allocatable',
+    headers: auth(TOKENS.alice),
+    payload: { allocatable: { cpu: 1 } },
+  });
   assert.equal(setAlloc.statusCode, 403);
   assert.deepEqual(await ledgerState(), before, 'refusals change nothing');
   const admin = await post(`/v1/reservations/${mine.body.reservation.id}/release`, {}, TOKENS.admin);
   assert.equal(admin.body.reservation.state, 'released', 'an admin may release anyone’s');
-  const adminCrit = await post('/v1/reservations', { requests: { cpu: '100m' }, priority: 'critical' }, TOKENS.admin);
+  const adminCrit = await post(
+    '/v1/reservations',
+    { requests: { cpu: '100m' }, priority: 'critical' },
+    TOKENS.admin,
+  );
   assert.equal(adminCrit.status, 201);
-  await post(`/v1/reservations/${adminCrit.body.reservation.id}/release`, { token: adminCrit.body.token }, TOKENS.admin);
+  await post(
+    `/v1/reservations/${adminCrit.body.reservation.id}/release`,
+    { token: adminCrit.body.token },
+    TOKENS.admin,
+  );
 });
 
 test('bad input gets a 4xx with its code and changes nothing', async () => {
@@ -100,7 +131,16 @@ test('a 100 MB body over the real socket is refused with 413 without reading it 
   const before = await ledgerState();
   const status = await new Promise<number>((resolve, reject) => {
     const req = request(
-      { socketPath: join(t.dir, 'agent.sock'), method: 'POST', path: '/v1/reservations', headers: { ...auth(TOKENS.alice), 'content-type': 'application/json', 'content-length': 100 * 2 ** 20 } },
+      {
+        socketPath: join(t.dir, 'agent.sock'),
+        method: 'POST',
+        path: '/v1/reservations',
+        headers: {
+          ...auth(TOKENS.alice),
+          'content-type': 'application/json',
+          'content-length': 100 * 2 ** 20,
+        },
+      },
       (res) => {
         res.resume();
         resolve(res.statusCode ?? 0);
@@ -126,9 +166,14 @@ test('idempotency keys return the same reservation and token; quotas refuse with
   const retry = await post('/v1/reservations', { requests: { cpu: '100m' }, idempotencyKey: 'install-42' });
   assert.equal(retry.body.reservation.id, first.body.reservation.id);
   assert.equal(retry.body.token, first.body.token);
-  const otherUser = await post('/v1/reservations', { requests: { cpu: '100m' }, idempotencyKey: 'install-42' }, TOKENS.bob);
+  const otherUser = await post(
+    '/v1/reservations',
+    { requests: { cpu: '100m' }, idempotencyKey: 'install-42' },
+    TOKENS.bob,
+  );
   assert.notEqual(otherUser.body.reservation.id, first.body.reservation.id, 'keys are per identity');
-  for (const r of [first, otherUser]) await post(`/v1/reservations/${r.body.reservation.id}/release`, { token: r.body.token }, TOKENS.admin);
+  for (const r of [first, otherUser])
+    await post(`/v1/reservations/${r.body.reservation.id}/release`, { token: r.body.token }, TOKENS.admin);
   const q1 = await post('/v1/reservations', { requests: { cpu: '1', memory: '512Mi' } }, TOKENS.quota);
   assert.equal(q1.status, 201);
   const q2 = await post('/v1/reservations', { requests: { cpu: '100m' } }, TOKENS.quota);
@@ -140,8 +185,18 @@ test('idempotency keys return the same reservation and token; quotas refuse with
 test('the OpenAPI document is generated from the validating schemas', async () => {
   const doc = (await t.agent.app.inject({ method: 'GET', url: '/openapi.json' })).json();
   assert.equal(doc.openapi, '3.1.0');
-  assert.deepEqual(doc.paths['/v1/reservations'].post.requestBody.content['application/json'].schema, JSON.parse(JSON.stringify(createReservationBody)));
-  for (const p of ['/v1/reservations/{id}/wait', '/v1/reservations/{id}/release', '/v1/instances/{id}/allocatable', '/v1/events', '/v1/installs']) assert.ok(doc.paths[p], p);
+  assert.deepEqual(
+    doc.paths['/v1/reservations'].post.requestBody.content['application/json'].schema,
+    JSON.parse(JSON.stringify(createReservationBody)),
+  );
+  for (const p of [
+    '/v1/reservations/{id}/wait',
+    '/v1/reservations/{id}/release',
+    '/v1/instances/{id}/allocatable',
+    '/v1/events',
+    '/v1/installs',
+  ])
+    assert.ok(doc.paths[p], p);
   assert.equal(doc['x-error-codes'].RRM_ERR_QUOTA.status, 403);
 });
 
@@ -158,16 +213,23 @@ test('local identities: the socket is not world-writable, and each user’s toke
 test('the event stream delivers transitions as they commit', async () => {
   const events: string[] = [];
   const done = new Promise<void>((resolve, reject) => {
-    const req = request({ socketPath: join(t.dir, 'agent.sock'), path: '/v1/events', headers: { ...auth(TOKENS.alice), accept: 'text/event-stream' } }, (res) => {
-      res.setEncoding('utf8');
-      res.on('data', (d: string) => {
-        for (const m of d.matchAll(/^event: (\S+)$/gm)) events.push(m[1] as string);
-        if (events.includes('released')) {
-          req.destroy();
-          resolve();
-        }
-      });
-    });
+    const req = request(
+      {
+        socketPath: join(t.dir, 'agent.sock'),
+        path: '/v1/events',
+        headers: { ...auth(TOKENS.alice), accept: 'text/event-stream' },
+      },
+      (res) => {
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => {
+          for (const m of d.matchAll(/^event: (\S+)$/gm)) events.push(m[1] as string);
+          if (events.includes('released')) {
+            req.destroy();
+            resolve();
+          }
+        });
+      },
+    );
     req.on('error', (e) => (events.includes('released') ? resolve() : reject(e)));
     req.end();
   });
@@ -175,5 +237,8 @@ test('the event stream delivers transitions as they commit', async () => {
   const r = await post('/v1/reservations', { requests: { cpu: '100m' } });
   await post(`/v1/reservations/${r.body.reservation.id}/release`, { token: r.body.token });
   await done;
-  assert.deepEqual(events.filter((e) => ['queued', 'granted', 'released'].includes(e)), ['queued', 'granted', 'released']);
+  assert.deepEqual(
+    events.filter((e) => ['queued', 'granted', 'released'].includes(e)),
+    ['queued', 'granted', 'released'],
+  );
 });

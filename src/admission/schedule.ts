@@ -28,7 +28,7 @@ export interface WaitStatus {
   /** 1-based position in queue order. */
   readonly position: number;
   readonly queueLength: number;
-  /** Waiters ahead in queue order that are still waiting. */
+  /** The first waiters ahead in queue order (at most MAX_AHEAD_SHOWN; `position - 1` are ahead in all). */
   readonly ahead: readonly string[];
   /** What is short for this waiter now (after what waiters ahead of it hold). */
   readonly shortfall: readonly Shortfall[];
@@ -37,6 +37,8 @@ export interface WaitStatus {
   /** Earliest start if running grants end at their time limits; undefined when unknown. */
   readonly estimatedStart?: number;
 }
+
+export const MAX_AHEAD_SHOWN = 5;
 
 export interface ScheduleResult extends Transition {
   readonly waiting: ReadonlyMap<string, WaitStatus>;
@@ -53,7 +55,8 @@ export function schedule(snap: InstanceSnapshot, now: number, by = 'scheduler'):
   let free = sub(inst.allocatable, sum(grants.map(heldBy)));
   let held: ResourceVector = EMPTY;
   let planned = false;
-  const pending: Array<{ w: Reservation; short: Shortfall[]; victims: string[] }> = [];
+  const pending: Array<{ w: Reservation; short: Shortfall[]; victims: string[]; heldAhead: ResourceVector }> =
+    [];
   const stopping = grants.filter((g) => g.preemptRequestedAt !== undefined);
   const victimsOf = new Map<string, string[]>();
   for (const g of stopping) {
@@ -132,50 +135,44 @@ export function schedule(snap: InstanceSnapshot, now: number, by = 'scheduler'):
         }
       }
     }
-    pending.push({ w, short: shortfall(w.requests, avail), victims });
+    pending.push({ w, short: shortfall(w.requests, avail), victims, heldAhead: held });
     held = add(held, w.requests);
   }
 
   const waiting = new Map<string, WaitStatus>();
   const queueLength = pending.length;
-  pending.forEach(({ w, short, victims }, i) => {
+  const ending = [...grants].sort((a, b) => (a.deadline ?? Infinity) - (b.deadline ?? Infinity));
+  const head = pending.slice(0, MAX_AHEAD_SHOWN).map((p) => p.w.id);
+  pending.forEach(({ w, short, victims, heldAhead }, i) => {
     waiting.set(w.id, {
       id: w.id,
       position: i + 1,
       queueLength,
-      ahead: pending.slice(0, i).map((p) => p.w.id),
+      ahead: head.slice(0, Math.min(i, MAX_AHEAD_SHOWN)),
       shortfall: short,
       victims,
-      estimatedStart: estimateStart(
-        w,
-        grants,
-        free,
-        pending.slice(0, i).map((p) => p.w),
-        now,
-      ),
+      estimatedStart: estimateStart(w, ending, free, heldAhead, now),
     });
   });
   return { instance: { ...inst, seq, revision: inst.revision }, upserts, events, waiting };
 }
 
 /**
- * When would `w` fit if running grants ended at their deadlines, and waiters ahead kept their share?
- * Undefined when it depends on a grant without a time limit.
+ * When would `w` fit if running grants ended at their deadlines (`ending` is sorted by deadline),
+ * with the waiters ahead keeping their share? Undefined when it depends on a grant without a limit.
  */
 function estimateStart(
   w: Reservation,
-  grants: readonly Reservation[],
+  ending: readonly Reservation[],
   free: ResourceVector,
-  ahead: readonly Reservation[],
+  heldAhead: ResourceVector,
   now: number,
 ): number | undefined {
-  const held = sum(ahead.map((a) => a.requests));
   let avail = free;
-  const ending = [...grants].sort((a, b) => (a.deadline ?? Infinity) - (b.deadline ?? Infinity));
   for (const g of ending) {
     if (g.deadline === undefined) return undefined;
     avail = add(avail, heldBy(g));
-    if (fits(w.requests, subClamped(avail, held))) return Math.max(now, g.deadline);
+    if (fits(w.requests, subClamped(avail, heldAhead))) return Math.max(now, g.deadline);
   }
   return undefined;
 }

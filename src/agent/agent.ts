@@ -34,6 +34,7 @@ import type { AgentConfig } from './agent-config.js';
 import { buildApp } from './app.js';
 import { Identities, localUsers } from './identities.js';
 import { AgentMetrics } from './metrics.js';
+import { ChangeHub } from './change-hub.js';
 
 export interface RunningAgent {
   readonly app: FastifyInstance;
@@ -111,6 +112,8 @@ export async function startAgent(
   );
   const metrics = new AgentMetrics(ledger, enforcer);
   await metrics.start(ledger);
+  const changes = new ChangeHub(ledger);
+  await changes.start();
   const shutdown = new AbortController();
   const running = new Set<Promise<unknown>>();
   const holder = { host: hostname(), pid: me.pid, startTime: me.startTime, owner: 'agent' };
@@ -168,6 +171,7 @@ export async function startAgent(
     config,
     identities,
     metrics,
+    changes,
     installs,
     version,
     hostname: hostname(),
@@ -230,6 +234,7 @@ export async function startAgent(
       log.info('shutting down: stopping running installs and releasing their reservations');
       clearInterval(sweeper);
       unwatch();
+      changes.stop();
       shutdown.abort();
       await Promise.allSettled([...running]);
       if (tcp) {

@@ -9,6 +9,7 @@ import { CATALOGUE, isRrmError, RrmError, type ErrorCode } from '../model/errors
 import type { AgentConfig } from './agent-config.js';
 import type { Identities } from './identities.js';
 import type { AgentMetrics } from './metrics.js';
+import type { ChangeHub } from './change-hub.js';
 import { openApiDocument, type RouteDoc } from './openapi.js';
 import type { Identity } from './policy.js';
 import { reservationRoutes } from './routes/reservations.js';
@@ -28,6 +29,7 @@ export interface AgentDeps {
   readonly config: AgentConfig;
   readonly identities: Identities;
   readonly metrics: AgentMetrics;
+  readonly changes: ChangeHub;
   readonly installs: InstallRunner;
   readonly version: string;
   readonly hostname: string;

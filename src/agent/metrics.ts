@@ -2,7 +2,7 @@
  * Prometheus metrics, read from the ledger's events (not recomputed) plus gauges read from the
  * ledger and the cgroups at scrape time. prom-client stays inside this file.
  */
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Enforcer } from '../enforce/enforcer.js';
 import type { LedgerClient } from '../ledger/ledger-client.js';
 import type { StoredEvent } from '../ledger/ledger.js';
@@ -62,7 +62,11 @@ export class AgentMetrics {
   });
 
   constructor(ledger: LedgerClient, enforcer: Enforcer) {
-    collectDefaultMetrics({ register: this.registry, prefix: 'rrm_agent_' });
+    new Gauge({
+      name: 'rrm_agent_start_time_seconds',
+      help: 'When the agent started (Unix time).',
+      registers: [this.registry],
+    }).set(Date.now() / 1000);
     const allocatable = new Gauge({
       name: 'rrm_allocatable',
       help: 'Allocatable per instance and dimension (millicores, bytes, bytes/s, count).',

@@ -6,7 +6,8 @@ import type { Io } from './output.js';
 export function describeWait(s: WaitStatus, now: number): string {
   const parts = [`position ${s.position} of ${s.queueLength}`];
   if (s.shortfall.length) parts.push(`short: ${describeShortfall(s.shortfall)}`);
-  if (s.ahead.length) parts.push(`behind ${s.ahead.length === 1 ? s.ahead[0] : `${s.ahead.length} waiters`}`);
+  if (s.position > 1)
+    parts.push(`behind ${s.position === 2 ? s.ahead[0] : `${s.position - 1} waiters, first ${s.ahead[0]}`}`);
   if (s.victims.length) parts.push(`preempting ${s.victims.join(', ')}`);
   if (s.estimatedStart !== undefined)
     parts.push(`estimated start in ${Math.max(0, Math.round((s.estimatedStart - now) / 1000))}s`);

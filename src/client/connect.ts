@@ -10,11 +10,22 @@ import type { LedgerClient } from '../ledger/ledger-client.js';
 import { openLocalLedger } from '../ledger/open.js';
 import { AgentClient, parseAgentUrl, type AgentEndpoint } from './agent-client.js';
 
-export function chooseAgent(env: NodeJS.ProcessEnv, agentFlag: string | undefined, explicitStateDir: boolean): AgentEndpoint | undefined {
-  const url = agentFlag ?? env.RRM_AGENT ?? (!explicitStateDir && !env.RRM_STATE_DIR && existsSync(DEFAULT_SOCKET) ? DEFAULT_SOCKET : undefined);
+export function chooseAgent(
+  env: NodeJS.ProcessEnv,
+  agentFlag: string | undefined,
+  explicitStateDir: boolean,
+): AgentEndpoint | undefined {
+  const url =
+    agentFlag ??
+    env.RRM_AGENT ??
+    (!explicitStateDir && !env.RRM_STATE_DIR && existsSync(DEFAULT_SOCKET) ? DEFAULT_SOCKET : undefined);
   return url ? parseAgentUrl(url, env) : undefined;
 }
 
-export async function connectLedger(config: Config, agent: AgentEndpoint | undefined, enforcer?: Enforcer): Promise<LedgerClient> {
+export async function connectLedger(
+  config: Config,
+  agent: AgentEndpoint | undefined,
+  enforcer?: Enforcer,
+): Promise<LedgerClient> {
   return agent ? new AgentClient(agent) : openLocalLedger(config, enforcer);
 }

@@ -96,7 +96,10 @@ export async function requestResourceReservation(
       owner: userInfo().username,
     },
   };
-  const ledger: LedgerClient = await connectLedger(config, chooseAgent(env, opts.agent, opts.stateDir !== undefined));
+  const ledger: LedgerClient = await connectLedger(
+    config,
+    chooseAgent(env, opts.agent, opts.stateDir !== undefined),
+  );
   let acquired;
   try {
     acquired = await acquire(ledger, request, {

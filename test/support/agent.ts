@@ -55,7 +55,8 @@ export async function startTestAgent(extra: Record<string, unknown> = {}): Promi
     dir,
     agent,
     url,
-    client: (token) => new AgentClient({ host: '127.0.0.1', port: agent.tcpAddress!.port, token, where: url }),
+    client: (token) =>
+      new AgentClient({ host: '127.0.0.1', port: agent.tcpAddress!.port, token, where: url }),
   };
 }
 
@@ -67,7 +68,11 @@ export interface AgentProcess {
 }
 
 /** `rrm agent` as a child process on `dir`; resolves once it listens. */
-export async function spawnAgent(dir: string, port = 0, extra: Record<string, unknown> = {}): Promise<AgentProcess> {
+export async function spawnAgent(
+  dir: string,
+  port = 0,
+  extra: Record<string, unknown> = {},
+): Promise<AgentProcess> {
   const config = agentConfigFile(dir, { listen: `127.0.0.1:${port}`, ...extra });
   const child = spawn(process.execPath, [RRM, 'agent', '--config', config], {
     env: { ...process.env, RRM_STATE_DIR: dir },
@@ -76,7 +81,11 @@ export async function spawnAgent(dir: string, port = 0, extra: Record<string, un
   let err = '';
   child.stderr?.on('data', (d) => (err += d));
   child.stdout?.on('data', () => undefined);
-  const url = await waitFor('agent listening', () => /listening on (http:\/\/[\d.]+:\d+)/.exec(err)?.[1], 15_000);
+  const url = await waitFor(
+    'agent listening',
+    () => /listening on (http:\/\/[\d.]+:\d+)/.exec(err)?.[1],
+    15_000,
+  );
   await waitFor('agent socket', () => (existsSync(join(dir, 'agent.sock')) ? true : undefined));
   return { child, url, socket: join(dir, 'agent.sock'), stderr: () => err };
 }

@@ -28,6 +28,7 @@ export function publicView(r: Reservation): Omit<Reservation, 'tokenHash'> {
 /** Waits until `check` returns a value or the time is up; woken by ledger changes. */
 export function waitForChange<T>(
   deps: AgentDeps,
+  id: string,
   timeoutMs: number,
   check: () => Promise<T | undefined>,
 ): Promise<T | undefined> {
@@ -56,7 +57,7 @@ export function waitForChange<T>(
       }
     };
     const onAbort = (): void => finish(undefined);
-    const unwatch = deps.ledger.watch(() => void run());
+    const unwatch = deps.changes.onReservation(id, () => void run());
     const timer = setTimeout(() => finish(undefined), timeoutMs);
     deps.shutdown.addEventListener('abort', onAbort, { once: true });
     void run();
@@ -153,7 +154,7 @@ export const reservationRoutes: FastifyPluginAsync<{ deps: AgentDeps }> = async 
       const first = await ledger.get(id);
       if (!first) throw new RrmError('RRM_ERR_NOT_FOUND', `no reservation ${id}`, { id });
       const timeoutMs = Math.min(queryInt(req.query.timeoutMs) ?? 30_000, config.maxWaitMs);
-      const ended = await waitForChange(deps, timeoutMs, async () => {
+      const ended = await waitForChange(deps, id, timeoutMs, async () => {
         const r = await ledger.get(id);
         return r && r.state !== 'queued' ? r : undefined;
       });

@@ -49,6 +49,7 @@ export class SqliteStore implements Store {
   private readonly db: Database.Database;
   private readonly watchers = new Set<() => void>();
   private fsWatcher: FSWatcher | undefined;
+  private readonly snapshots = new Map<string, { revision: number; reservations: readonly Reservation[] }>();
   private notifyFd: number | undefined;
 
   constructor(
@@ -112,6 +113,7 @@ export class SqliteStore implements Store {
 
   async transact<T>(instanceId: string, decide: (snap: InstanceSnapshot) => Decided<T>): Promise<T> {
     let wrote = false;
+    let next: { revision: number; reservations: readonly Reservation[] } | undefined;
     const run = this.db.transaction(() => {
       const snap = this.readSnapshot(instanceId);
       if (!snap)
@@ -123,13 +125,22 @@ export class SqliteStore implements Store {
         transition.instance === snap.instance
       )
         return result;
-      this.write(snap, transition);
+      const written = this.write(snap, transition);
+      const byId = new Map(snap.reservations.map((r) => [r.id, r]));
+      for (const r of written) byId.set(r.id, r);
+      next = {
+        revision: snap.instance.revision + 1,
+        reservations: [...byId.values()].filter((r) => r.state === 'queued' || r.state === 'granted'),
+      };
       wrote = true;
       return result;
     });
     try {
       const result = run.immediate();
-      if (wrote) this.notify();
+      if (wrote) {
+        if (next) this.snapshots.set(instanceId, next);
+        this.notify();
+      }
       return result;
     } catch (e) {
       throw isRrmError(e) ? e : ledgerError(e, 'ledger transaction failed');
@@ -251,16 +262,28 @@ export class SqliteStore implements Store {
     return row ? toInstance(row) : undefined;
   }
 
+  /**
+   * The active reservations of an instance. Parsed records are cached per instance revision: every
+   * committed change, from any process, bumps the revision, so an unchanged revision means unchanged
+   * records and the JSON need not be parsed again.
+   */
   private readSnapshot(instanceId: string): InstanceSnapshot | undefined {
     const instance = this.readInstance(instanceId);
     if (!instance) return undefined;
+    const cached = this.snapshots.get(instanceId);
+    if (cached && cached.revision === instance.revision)
+      return { instance, reservations: cached.reservations };
     const rows = this.stmt(
       `SELECT record FROM reservations WHERE instance = ? AND state IN ('queued', 'granted')`,
     ).all(instanceId) as { record: string }[];
-    return { instance, reservations: rows.map((r) => JSON.parse(r.record) as Reservation) };
+    const reservations = rows.map((r) => JSON.parse(r.record) as Reservation);
+    this.snapshots.set(instanceId, { revision: instance.revision, reservations });
+    return { instance, reservations };
   }
 
-  private write(before: InstanceSnapshot, t: Decided<unknown>['transition']): void {
+  /** Writes a transition; returns the records as stored (read back from their JSON). */
+  private write(before: InstanceSnapshot, t: Decided<unknown>['transition']): Reservation[] {
+    const stored: Reservation[] = [];
     const inst = t.instance;
     this.stmt(
       `UPDATE instances SET capacity = ?, allocatable = ?, labels = ?, revision = ?, seq = ?, updated_at = ? WHERE id = ?`,
@@ -280,6 +303,8 @@ export class SqliteStore implements Store {
          record = excluded.record`,
     );
     for (const r of t.upserts) {
+      const record = JSON.stringify(r);
+      stored.push(JSON.parse(record) as Reservation);
       upsert.run({
         id: r.id,
         instance: r.instance,
@@ -289,11 +314,12 @@ export class SqliteStore implements Store {
         idempotencyKey: r.idempotencyKey ?? null,
         createdAt: r.createdAt,
         endedAt: r.endedAt ?? null,
-        record: JSON.stringify(r),
+        record,
       });
     }
     const insert = this.insertEvent;
     for (const e of t.events) insert.run(...eventArgs(e));
+    return stored;
   }
 }
 
