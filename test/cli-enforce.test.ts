@@ -4,7 +4,6 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { compileConfig } from '../src/config.js';
 import { localEnforcer } from '../src/host/local-enforcer.js';
@@ -15,17 +14,8 @@ const enforcer = localEnforcer(compileConfig({}));
 const enforced = enforcer.report.driver !== 'none';
 const skip = enforced ? false : `needs writable cgroups (driver is none: ${enforcer.report.reason})`;
 
-function ticks(path: string): Array<{ what: string; name: string; at: number }> {
-  if (!existsSync(path)) return [];
-  return readFileSync(path, 'utf8')
-    .trim()
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => {
-      const [what, name, at] = l.split(' ');
-      return { what: what!, name: name!, at: Number(at) };
-    });
-}
+/** The ticker writes `tick|done <name> <time>`: the first three fields of the job log format. */
+const ticks = readLog;
 
 function assertNoCgroups(ids: readonly string[]): void {
   const left = enforcer.list().filter((id) => ids.includes(id));

@@ -227,6 +227,16 @@ export function release(snap: InstanceSnapshot, input: ReleaseInput, now: number
   return { ...t, outcome: ended };
 }
 
+function mustBeGranted(r: Reservation): Reservation {
+  if (r.state !== 'granted') {
+    throw new RrmError('RRM_ERR_NOT_GRANTED', `reservation ${r.id} is ${r.state}, not granted`, {
+      id: r.id,
+      state: r.state,
+    });
+  }
+  return r;
+}
+
 export function renew(snap: InstanceSnapshot, id: string, caller: Caller, now: number): Step<Reservation> {
   const r = authorize(find(snap, id), id, caller);
   const renewed: Reservation = { ...r, leaseExpiresAt: now + r.leaseMs };
@@ -240,12 +250,7 @@ export function recordProcessGroup(
   pgid: number,
   now: number,
 ): Step<Reservation> {
-  const r = authorize(find(snap, id), id, caller);
-  if (r.state !== 'granted')
-    throw new RrmError('RRM_ERR_NOT_GRANTED', `reservation ${id} is ${r.state}, not granted`, {
-      id,
-      state: r.state,
-    });
+  const r = mustBeGranted(authorize(find(snap, id), id, caller));
   const next: Reservation = { ...r, pgid };
   return {
     instance: snap.instance,
@@ -274,12 +279,7 @@ export function acknowledgePause(
   caller: Caller,
   now: number,
 ): Step<Reservation> {
-  const r = authorize(find(snap, id), id, caller);
-  if (r.state !== 'granted')
-    throw new RrmError('RRM_ERR_NOT_GRANTED', `reservation ${id} is ${r.state}, not granted`, {
-      id,
-      state: r.state,
-    });
+  const r = mustBeGranted(authorize(find(snap, id), id, caller));
   if (r.preemptAction !== 'pause' || r.preemptRequestedAt === undefined) {
     throw new RrmError('RRM_ERR_BAD_REQUEST', `reservation ${id} was not asked to pause`, { id });
   }
