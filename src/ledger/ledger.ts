@@ -40,7 +40,11 @@ export interface Decided<T> {
  * A backend. `transact` reads one instance's snapshot, calls `decide` (pure, synchronous, may
  * throw an RrmError to abort), and commits the transition atomically: all or nothing, and never
  * on top of a snapshot someone else changed meanwhile (SQLite: BEGIN IMMEDIATE; etcd: a Txn that
- * compares the instance's revision, retried on conflict).
+ * compares the instance's revision, retried on conflict). `decide` may therefore run more than
+ * once for one call, so it must have no side effects.
+ *
+ * Event `seq` values are an opaque cursor that only ascends (SQLite counts 1, 2, 3; etcd derives
+ * them from revisions); `events({afterSeq, limit})` returns the newest `limit` after the cursor.
  */
 export interface Store {
   createInstance(init: InstanceInit, now: number): Promise<InstanceRecord>;
