@@ -141,7 +141,7 @@ export function schedule(snap: InstanceSnapshot, now: number, by = 'scheduler'):
 
   const waiting = new Map<string, WaitStatus>();
   const queueLength = pending.length;
-  const ending = [...grants].sort((a, b) => (a.deadline ?? Infinity) - (b.deadline ?? Infinity));
+  const releases = releaseProfile(grants, free);
   const head = pending.slice(0, MAX_AHEAD_SHOWN).map((p) => p.w.id);
   pending.forEach(({ w, short, victims, heldAhead }, i) => {
     waiting.set(w.id, {
@@ -151,30 +151,53 @@ export function schedule(snap: InstanceSnapshot, now: number, by = 'scheduler'):
       ahead: head.slice(0, Math.min(i, MAX_AHEAD_SHOWN)),
       shortfall: short,
       victims,
-      estimatedStart: estimateStart(w, ending, free, heldAhead, now),
+      estimatedStart: estimateStart(w, releases, heldAhead, now),
     });
   });
   return { instance: { ...inst, seq, revision: inst.revision }, upserts, events, waiting };
 }
 
+/** What would be free after each running grant with a time limit ends, in deadline order. */
+interface ReleaseStep {
+  readonly at: number;
+  readonly free: ResourceVector;
+}
+
+/** Computed once per pass. Grants without a time limit end at an unknown time: they add no step. */
+function releaseProfile(grants: readonly Reservation[], free: ResourceVector): ReleaseStep[] {
+  const ending = grants
+    .filter((g) => g.deadline !== undefined)
+    .sort((a, b) => (a.deadline as number) - (b.deadline as number));
+  const steps: ReleaseStep[] = [];
+  let avail = free;
+  for (const g of ending) {
+    avail = add(avail, heldBy(g));
+    steps.push({ at: g.deadline as number, free: avail });
+  }
+  return steps;
+}
+
 /**
- * When would `w` fit if running grants ended at their deadlines (`ending` is sorted by deadline),
- * with the waiters ahead keeping their share? Undefined when it depends on a grant without a limit.
+ * When would `w` fit if running grants ended at their deadlines, with the waiters ahead keeping
+ * their share? Free capacity only grows along the profile, so the first step that fits is found by
+ * binary search. Undefined when no step with a known time is enough.
  */
 function estimateStart(
   w: Reservation,
-  ending: readonly Reservation[],
-  free: ResourceVector,
+  steps: readonly ReleaseStep[],
   heldAhead: ResourceVector,
   now: number,
 ): number | undefined {
-  let avail = free;
-  for (const g of ending) {
-    if (g.deadline === undefined) return undefined;
-    avail = add(avail, heldBy(g));
-    if (fits(w.requests, subClamped(avail, heldAhead))) return Math.max(now, g.deadline);
+  const ok = (i: number): boolean => fits(w.requests, subClamped((steps[i] as ReleaseStep).free, heldAhead));
+  if (steps.length === 0 || !ok(steps.length - 1)) return undefined;
+  let lo = 0;
+  let hi = steps.length - 1;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (ok(mid)) hi = mid;
+    else lo = mid + 1;
   }
-  return undefined;
+  return Math.max(now, (steps[lo] as ReleaseStep).at);
 }
 
 export function ev(

@@ -2,13 +2,6 @@
 /** The `rrm` command: dispatch, error reporting, exit codes. */
 import { readFileSync } from 'node:fs';
 import { isRrmError, EXIT } from '../model/errors.js';
-import { capacityCommand } from './commands/capacity.js';
-import { doctorCommand } from './commands/doctor.js';
-import { agentCommand } from './commands/agent.js';
-import { historyCommand } from './commands/history.js';
-import { listCommand } from './commands/list.js';
-import { releaseCommand } from './commands/release.js';
-import { runCommand } from './commands/run.js';
 import { makeContext, type Context } from './context.js';
 import { processIo } from './output.js';
 
@@ -42,14 +35,15 @@ command's own exit code (128+N when it was killed by signal N).
 
 type Handler = (ctx: Context, args: readonly string[]) => Promise<number>;
 
-const COMMANDS: Readonly<Record<string, Handler>> = {
-  run: runCommand,
-  capacity: capacityCommand,
-  list: listCommand,
-  release: releaseCommand,
-  history: historyCommand,
-  doctor: doctorCommand,
-  agent: agentCommand,
+/** Each command is loaded when used, so `rrm run` does not pay for the agent's HTTP stack. */
+const COMMANDS: Readonly<Record<string, () => Promise<Handler>>> = {
+  run: async () => (await import('./commands/run.js')).runCommand,
+  capacity: async () => (await import('./commands/capacity.js')).capacityCommand,
+  list: async () => (await import('./commands/list.js')).listCommand,
+  release: async () => (await import('./commands/release.js')).releaseCommand,
+  history: async () => (await import('./commands/history.js')).historyCommand,
+  doctor: async () => (await import('./commands/doctor.js')).doctorCommand,
+  agent: async () => (await import('./commands/agent.js')).agentCommand,
 };
 
 function version(): string {
@@ -79,12 +73,14 @@ export async function main(argv: readonly string[], ctx: Context): Promise<numbe
       ctx.io.out(`${version()}\n`);
       return 0;
     }
-    const handler = COMMANDS[name];
-    if (!handler) {
+    const load = COMMANDS[name];
+    if (!load) {
       ctx.io.err(`rrm: unknown command ${JSON.stringify(name)}; see rrm --help\n`);
       return EXIT.usage;
     }
-    return await handler(ctx, rest);
+    return await (
+      await load()
+    )(ctx, rest);
   } catch (e) {
     if (isRrmError(e)) {
       if (json) ctx.io.err(`${JSON.stringify({ error: e.toJSON() })}\n`);

@@ -49,17 +49,20 @@ export function sub(a: ResourceVector, b: ResourceVector): ResourceVector {
   return clean(out);
 }
 
-/** max(0, a − b) per dimension. */
+/** max(0, a − b) per dimension. (A dimension only in b would be max(0, −b) = 0: absent.) */
 export function subClamped(a: ResourceVector, b: ResourceVector): ResourceVector {
   const out: Record<string, number> = {};
-  for (const k of dimensionsOf(a, b)) out[k] = Math.max(0, get(a, k) - get(b, k));
-  return clean(out);
+  for (const k in a) {
+    const v = (a[k] as number) - (b[k] ?? 0);
+    if (v > 0) out[k] = v;
+  }
+  return Object.freeze(out);
 }
 
 export function sum(vectors: Iterable<ResourceVector>): ResourceVector {
-  let total = EMPTY;
-  for (const v of vectors) total = add(total, v);
-  return total;
+  const out: Record<string, number> = {};
+  for (const v of vectors) for (const k in v) out[k] = (out[k] ?? 0) + (v[k] as number);
+  return clean(out);
 }
 
 /** True when `need` ≤ `free` on every dimension. */
