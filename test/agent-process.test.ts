@@ -395,3 +395,77 @@ test('the CLI goes through the agent’s Unix socket; a kill -9 of the client is
     await stop(agent, 'SIGTERM');
   }
 });
+
+test('a remote install survives its client going away, and one interrupted by an agent SIGKILL is reported and run again', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'rrm-recover-'));
+  const port = await freePort();
+  let agent = await spawnAgent(dir, port);
+  const log = join(dir, 'jobs.log');
+  try {
+    // The client disconnects at once; the install still runs to its end and is released.
+    const u = new URL(agent.url);
+    const body = JSON.stringify({
+      command: [process.execPath, JOB, log, 'detached', '300'],
+      requests: { cpu: '100m' },
+    });
+    await new Promise<void>((resolve) => {
+      const req = request(
+        {
+          host: u.hostname,
+          port: u.port,
+          method: 'POST',
+          path: '/v1/installs',
+          headers: { authorization: `Bearer ${TOKENS.admin}`, 'content-type': 'application/json' },
+        },
+        (res) => {
+          res.destroy();
+          resolve();
+        },
+      );
+      req.on('error', () => resolve());
+      req.end(body);
+    });
+    await waitFor('detached install ended', () =>
+      readLog(log).find((l) => l.name === 'detached' && l.what === 'end'),
+    );
+    const detached = readLog(log).find((l) => l.name === 'detached')!.reservation;
+    await waitFor('released', async () =>
+      (await call(agent.url, 'GET', `/v1/reservations/${detached}`, undefined, TOKENS.admin)).body.reservation
+        .state === 'released'
+        ? true
+        : undefined,
+    );
+
+    // An install running when the agent is SIGKILLed is reclaimed and queued again after the restart.
+    const install = rrm(
+      dir,
+      ['--agent', agent.url, 'run', '--cpu', '100m', '--', process.execPath, JOB, log, 'interrupted', '1500'],
+      { RRM_AGENT_TOKEN: TOKENS.admin, RRM_STATE_DIR: '' },
+    );
+    const first = await waitFor('interrupted start', () =>
+      readLog(log).find((l) => l.name === 'interrupted' && l.what === 'start'),
+    );
+    await stop(agent, 'SIGKILL');
+    await install;
+    agent = await spawnAgent(dir, port);
+    const rerun = await waitFor(
+      'rerun finished',
+      () =>
+        readLog(log).find(
+          (l) => l.name === 'interrupted' && l.what === 'end' && l.reservation !== first.reservation,
+        ),
+      20_000,
+    );
+    const old = (
+      await call(agent.url, 'GET', `/v1/reservations/${first.reservation}`, undefined, TOKENS.admin)
+    ).body.reservation;
+    assert.equal(old.state, 'expired');
+    const again = (
+      await call(agent.url, 'GET', `/v1/reservations/${rerun.reservation}`, undefined, TOKENS.admin)
+    ).body.reservation;
+    assert.equal(again.retryOf, first.reservation);
+    assert.equal(again.attempt, 2);
+  } finally {
+    await stop(agent, 'SIGTERM');
+  }
+});

@@ -98,7 +98,7 @@ export async function startAgent(
   const enforcer = localEnforcer(ledgerConfig);
   const ledger = await openLocalLedger(ledgerConfig, enforcer);
   const me: AgentRecord = { pid: process.pid, startTime: processStartTime(process.pid) };
-  const recordFile = join(config.stateDir, 'agent.json');
+  const recordFile = join(config.stateDir, 'agent-process.json');
   const previous = existsSync(recordFile)
     ? (JSON.parse(readFileSync(recordFile, 'utf8')) as AgentRecord)
     : undefined;
