@@ -32,6 +32,7 @@ import type { Reservation, ReservationRequest } from '../model/reservation.js';
 import { runInstall } from '../runner/run-install.js';
 import type { AgentConfig } from './agent-config.js';
 import { buildApp } from './app.js';
+import type { InstallRunner } from './routes/installs.js';
 import { Identities, localUsers } from './identities.js';
 import { AgentMetrics } from './metrics.js';
 import { ChangeHub } from './change-hub.js';
@@ -117,12 +118,7 @@ export async function startAgent(
   const shutdown = new AbortController();
   const running = new Set<Promise<unknown>>();
   const holder = { host: hostname(), pid: me.pid, startTime: me.startTime, owner: 'agent' };
-  const installs = (
-    request: ReservationRequest,
-    hooks: Parameters<typeof runInstall>[3] extends infer H
-      ? Omit<H & object, 'env' | 'forwardSignals'>
-      : never,
-  ) => {
+  const installs: InstallRunner = (request, hooks) => {
     const p = runInstall(
       ledger,
       enforcer,

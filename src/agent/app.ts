@@ -5,7 +5,7 @@
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import type { Enforcer } from '../enforce/enforcer.js';
 import type { CoreLedger } from '../ledger/core-ledger.js';
-import { CATALOGUE, isRrmError, RrmError, type ErrorCode } from '../model/errors.js';
+import { isRrmError, RrmError, type ErrorCode } from '../model/errors.js';
 import type { AgentConfig } from './agent-config.js';
 import type { Identities } from './identities.js';
 import type { AgentMetrics } from './metrics.js';
@@ -140,5 +140,3 @@ export async function buildApp(deps: AgentDeps): Promise<FastifyInstance> {
   await app.register(installRoutes, { deps });
   return app;
 }
-
-export const HTTP_STATUS_OF = Object.fromEntries(Object.entries(CATALOGUE).map(([c, s]) => [c, s.http]));

@@ -6,7 +6,6 @@ import { AgentClient, type AgentEndpoint } from '../client/agent-client.js';
 import { RrmError, type ErrorCode } from '../model/errors.js';
 import type { ReservationRequest } from '../model/reservation.js';
 import type { Say } from '../runner/run-install.js';
-import type { Io } from './output.js';
 
 interface Line {
   type: 'event' | 'output' | 'result' | 'error';
@@ -22,7 +21,6 @@ interface Line {
 export async function remoteInstall(
   ep: AgentEndpoint,
   request: ReservationRequest,
-  io: Io,
   say: Say,
 ): Promise<number> {
   const client = new AgentClient(ep);
@@ -71,7 +69,6 @@ export async function remoteInstall(
         failure = new RrmError(line.error.code, `[${ep.where}] ${line.error.message}`);
     }
   }
-  void io;
   if (failure) throw failure;
   if (exitCode === undefined)
     throw new RrmError(

@@ -194,7 +194,7 @@ export async function runCommand(ctx: Context, args: readonly string[]): Promise
   });
   const agent = ctx.agent(values as never);
   const request = buildRequest(plan, profile, config.leaseMs);
-  if (agent && isRemote(agent)) return remoteInstall(agent, request, ctx.io, say);
+  if (agent && isRemote(agent)) return remoteInstall(agent, request, say);
   if (!findExecutable(plan.command[0] as string, ctx.env.PATH)) {
     throw new RrmError(
       'RRM_ERR_COMMAND_NOT_FOUND',
