@@ -15,10 +15,12 @@ import { parseArgs } from 'node:util';
 import { defaultCli, fsTypeOf, machine, ROOT } from './lib/env.js';
 import { prettify, renderDoc } from './lib/doc.js';
 import { Skip, type Scenario, type ScenarioResult } from './lib/scenario.js';
+import { agentScenario } from './scenarios/agent.js';
 import { decisionCore } from './scenarios/decision-core.js';
 import { embeddedLedger } from './scenarios/embedded-ledger.js';
 import { installStorm } from './scenarios/install-storm.js';
 import { overhead } from './scenarios/overhead.js';
+import { fleet } from './scenarios/fleet.js';
 
 /** Registered scenarios, in the order they run and appear in the doc. */
 export const SCENARIOS: readonly Scenario[] = [
@@ -26,6 +28,8 @@ export const SCENARIOS: readonly Scenario[] = [
   embeddedLedger as Scenario,
   installStorm as Scenario,
   overhead as Scenario,
+  agentScenario as Scenario,
+  fleet as Scenario,
 ];
 
 async function main(): Promise<number> {
