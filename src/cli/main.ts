@@ -18,6 +18,9 @@ Commands:
   history [ID]                    recent reservations, or one reservation's events
   doctor                          enforcement driver and why; remove leftover cgroups
   agent                           run the per-instance daemon (HTTP API on a Unix socket / TCP)
+  profile <mgr>:<pkg>[@v]...      what an install would reserve, and where each number comes from
+  npm|pnpm|yarn|apt-get|pip ...   the same as rrm run -- <that command>; --dry-run shows the
+                                  profile and what the reservation would do, installing nothing
 
 Global option: --agent unix:/path | /path | http://host:port talks to an rrm agent (also
 RRM_AGENT, with RRM_AGENT_TOKEN for TCP); without it the default socket /run/rrm/agent.sock is used
@@ -44,7 +47,16 @@ const COMMANDS: Readonly<Record<string, () => Promise<Handler>>> = {
   history: async () => (await import('./commands/history.js')).historyCommand,
   doctor: async () => (await import('./commands/doctor.js')).doctorCommand,
   agent: async () => (await import('./commands/agent.js')).agentCommand,
+  profile: async () => (await import('./commands/profile.js')).profileCommand,
 };
+
+/** `rrm npm install sharp` is `rrm run -- npm install sharp`; `--dry-run` there is rrm's. */
+const SHORTCUTS = ['npm', 'pnpm', 'yarn', 'apt-get', 'apt', 'pip', 'pip3'];
+
+export function shortcutArgs(name: string, rest: readonly string[]): string[] {
+  const dry = rest.includes('--dry-run');
+  return [...(dry ? ['--dry-run'] : []), '--', name, ...rest.filter((a) => a !== '--dry-run')];
+}
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as {
@@ -72,6 +84,10 @@ export async function main(argv: readonly string[], ctx: Context): Promise<numbe
     if (name === '--version' || name === '-V') {
       ctx.io.out(`${version()}\n`);
       return 0;
+    }
+    if (SHORTCUTS.includes(name)) {
+      const run = (await import('./commands/run.js')).runCommand;
+      return await run(ctx, shortcutArgs(name, rest));
     }
     const load = COMMANDS[name];
     if (!load) {

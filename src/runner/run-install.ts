@@ -28,6 +28,11 @@ export interface InstallHooks {
   readonly output?: OutputSink;
   readonly env: NodeJS.ProcessEnv;
   readonly cwd?: string;
+  /** Called with every run that ended by itself (success, failure, OOM kill): the history sample. */
+  readonly onFinished?: (
+    result: RunResult,
+    grant: { id: string; granted: ResourceVector; limits: ResourceVector },
+  ) => void;
 }
 
 export interface InstallTiming {

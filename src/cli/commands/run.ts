@@ -8,12 +8,20 @@ import { parseDuration } from '../../model/duration.js';
 import { RrmError } from '../../model/errors.js';
 import { localEnforcer } from '../../host/local-enforcer.js';
 import { DEFAULT_PRIORITY, parsePriority } from '../../model/priority.js';
-import type { Mode, OnPreempt, PackageRef, ReservationRequest } from '../../model/reservation.js';
+import type { Mode, OnPreempt, ReservationRequest } from '../../model/reservation.js';
 import { LOCAL_INSTANCE } from '../../host/local-instance.js';
 import { processStartTime } from '../../host/process-identity.js';
-import { npmInstallSpecs, splitSpec } from '../../profiles/npm-metadata.js';
-import { resolveProfile } from '../../profiles/resolve.js';
+import { resolveContext, resolveInstallProfile } from '../../profiles/resolve.js';
+import { HistoryStore, sampleFromRun } from '../../profiles/history.js';
+import type { Config } from '../../config.js';
+import type { Say } from '../../runner/run-install.js';
 import { runInstall, WaitAborted } from '../../runner/run-install.js';
+import { CoreLedger } from '../../ledger/core-ledger.js';
+import type { LedgerClient } from '../../ledger/ledger-client.js';
+import { submit } from '../../admission/transitions.js';
+import { describeShortfall } from '../../client/acquire.js';
+import { printJson, table } from '../output.js';
+import { profileRows } from './profile.js';
 import { isRemote } from '../../client/agent-client.js';
 import type { ResourceProfile } from '../../profiles/profile.js';
 import { remoteInstall } from '../remote-install.js';
@@ -53,6 +61,7 @@ Policy:
 Output:
   --json               rrm's own messages as JSON lines on stderr
   --quiet              no progress or summary lines
+  --dry-run            show the profile and what the reservation would do now; run nothing
   --state-dir DIR      ledger directory (default: $RRM_STATE_DIR, /var/lib/rrm as root)
   -h, --help
 
@@ -75,6 +84,7 @@ const OPTIONS: OptionSpec = {
   'on-preempt': { type: 'string' },
   target: { type: 'string' },
   quiet: { type: 'boolean', short: 'q' },
+  'dry-run': { type: 'boolean' },
   ...COMMON_OPTIONS,
 };
 
@@ -91,6 +101,7 @@ export interface RunPlan {
   readonly onPreempt: OnPreempt;
   readonly json: boolean;
   readonly quiet: boolean;
+  readonly dryRun: boolean;
 }
 
 /** Validates everything about `rrm run` before anything is reserved. */
@@ -137,24 +148,17 @@ export function parseRun(
     onPreempt,
     json: flag(values, 'json'),
     quiet: flag(values, 'quiet'),
+    dryRun: flag(values, 'dry-run'),
   };
   return { plan, values };
 }
 
-function packagesOf(command: readonly string[]): PackageRef[] {
-  const specs = npmInstallSpecs(command) ?? [];
-  return specs.map((s) => {
-    const [name, version] = splitSpec(s);
-    return { manager: 'npm', name, ...(version !== 'latest' ? { version } : {}) };
-  });
-}
-
 function buildRequest(plan: RunPlan, profile: ResourceProfile, leaseMs: number): ReservationRequest {
   return {
-    packages: packagesOf(plan.command),
+    packages: [],
     command: plan.command,
     requests: profile.requests,
-    limits: Object.keys(plan.limits).length ? plan.limits : undefined,
+    limits: profile.limits && Object.keys(profile.limits).length ? profile.limits : undefined,
     target: LOCAL_INSTANCE,
     mode: plan.mode,
     priority: plan.priority,
@@ -185,15 +189,40 @@ export async function runCommand(ctx: Context, args: readonly string[]): Promise
     if (plan.json) ctx.io.err(`${JSON.stringify({ event, ...data })}\n`);
     else if (!plan.quiet) ctx.io.err(`rrm: ${text}\n`);
   };
-  const profile = await resolveProfile({
-    argv: plan.command,
-    flags: plan.flags,
-    flagLimits: plan.limits,
-    registry: config.npmRegistry,
-    metadataTimeoutMs: config.metadataTimeoutMs,
-  });
+  const history = openHistory(config.stateDir);
+  try {
+    return await runResolved(ctx, plan, values, config, say, history);
+  } finally {
+    history?.close();
+  }
+}
+
+/** History is best effort: a state directory another user owns just means no learned profile. */
+function openHistory(stateDir: string): HistoryStore | undefined {
+  try {
+    return HistoryStore.open(stateDir);
+  } catch {
+    return undefined;
+  }
+}
+
+async function runResolved(
+  ctx: Context,
+  plan: RunPlan,
+  values: Record<string, unknown>,
+  config: Config,
+  say: Say,
+  history: HistoryStore | undefined,
+): Promise<number> {
+  const { profile, packages } = await resolveInstallProfile(
+    plan.command,
+    { requests: plan.flags, ...(Object.keys(plan.limits).length ? { limits: plan.limits } : {}) },
+    resolveContext(config, ctx.env, { history: history ?? 'none' }),
+  );
   const agent = ctx.agent(values as never);
-  const request = buildRequest(plan, profile, config.leaseMs);
+  const request = { ...buildRequest(plan, profile, config.leaseMs), packages };
+  if (plan.dryRun)
+    return dryRun(ctx, plan, profile, request, await ctx.ledger(config, undefined, values as Values));
   if (agent && isRemote(agent)) return remoteInstall(agent, request, say);
   if (!findExecutable(plan.command[0] as string, ctx.env.PATH)) {
     throw new RrmError(
@@ -250,6 +279,13 @@ export async function runCommand(ctx: Context, args: readonly string[]): Promise
         signal: waiting.signal,
         forwardSignals: true,
         env: ctx.env,
+        onFinished: (result, grant) => {
+          try {
+            history?.record(sampleFromRun(packages, result, grant.granted, grant.limits, grant.id));
+          } catch {
+            // Learning is best effort; the install itself succeeded or failed on its own.
+          }
+        },
       },
       config,
     );
@@ -264,6 +300,56 @@ export async function runCommand(ctx: Context, args: readonly string[]): Promise
   } finally {
     process.off('SIGINT', onInt);
     process.off('SIGTERM', onTerm);
+    await ledger.close();
+  }
+}
+
+/** `--dry-run`: the profile, and what submitting it would do now (decided on a snapshot, not committed). */
+async function dryRun(
+  ctx: Context,
+  plan: RunPlan,
+  profile: ResourceProfile,
+  request: ReservationRequest,
+  ledger: LedgerClient,
+): Promise<number> {
+  try {
+    if (!(ledger instanceof CoreLedger)) {
+      throw usageError('--dry-run predicts on the embedded ledger only; through an agent, use rrm profile');
+    }
+    await ledger.sweep(request.target);
+    const snap = await ledger.store.snapshot(request.target);
+    if (!snap) throw usageError(`no instance ${request.target}`);
+    const outcome = submit(snap, { id: 'rsv_dry-run', tokenHash: '', request }, Date.now()).outcome;
+    const prediction =
+      outcome.kind === 'granted'
+        ? { would: 'grant now' }
+        : outcome.kind === 'queued'
+          ? {
+              would: outcome.status.victims.length
+                ? `preempt ${outcome.status.victims.join(', ')}`
+                : `queue at position ${outcome.status.position}`,
+              position: outcome.status.position,
+              ahead: outcome.status.ahead,
+              shortfall: outcome.status.shortfall,
+              victims: outcome.status.victims,
+            }
+          : {
+              would:
+                outcome.code === 'RRM_ERR_UNSATISFIABLE'
+                  ? 'reject: can never fit'
+                  : 'reject: no capacity now',
+              shortfall: outcome.shortfall,
+            };
+    if (plan.json)
+      printJson(ctx.io, { command: plan.command, profile, packages: request.packages, prediction });
+    else {
+      ctx.io.out(table(profileRows(profile)));
+      ctx.io.out(
+        `would ${prediction.would}${'shortfall' in prediction && prediction.shortfall?.length ? ` (short: ${describeShortfall(prediction.shortfall)})` : ''}\n`,
+      );
+    }
+    return 0;
+  } finally {
     await ledger.close();
   }
 }
