@@ -6,7 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { classifyNpmManifest, type NpmPackageKind } from '../profiles/npm-metadata.js';
+import { classifyNpmManifest, type NpmPackageKind } from './npm-classify.js';
 import type { ProfilePart } from '../profiles/profile.js';
 import { parseProfileSpec } from '../profiles/profile-spec.js';
 import { cachedTarball } from './npm-cache.js';

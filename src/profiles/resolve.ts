@@ -241,34 +241,3 @@ export function resolveContext(
     now: opts.now ?? Date.now(),
   };
 }
-
-export interface ResolveInput {
-  readonly argv: readonly string[];
-  readonly flags: ResourceVector;
-  readonly flagLimits?: ResourceVector;
-  readonly registry: string;
-  readonly metadataTimeoutMs: number;
-}
-
-/**
- * The first chain's signature, kept for `rrm run` until it calls resolveInstallProfile: flags,
- * installer rules, manifests in the cwd and /etc/rrm/profiles.d, metadata, defaults (no service,
- * no history).
- */
-export async function resolveProfile(input: ResolveInput): Promise<ResourceProfile> {
-  const { profile } = await resolveInstallProfile(
-    input.argv,
-    { requests: input.flags, ...(input.flagLimits ? { limits: input.flagLimits } : {}) },
-    {
-      metadata: metadataContext(
-        { npmRegistry: input.registry, metadataTimeoutMs: input.metadataTimeoutMs },
-        process.env,
-        process.cwd(),
-      ),
-      profileDirs: ['/etc/rrm/profiles.d'],
-      instanceClass: localInstanceClass(),
-      now: Date.now(),
-    },
-  );
-  return profile;
-}
