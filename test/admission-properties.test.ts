@@ -121,6 +121,7 @@ test('invariants hold over random sequences of operations', () => {
         const endedOnce = new Set<string>();
         const tokens = new Map<string, string>();
         const overtook = new Map<string, Set<string>>();
+        const holderOf = (id: string) => ({ tokenHash: tokens.get(id), admin: false, name: 'h' });
         const pick = (i: number, pred: (r: Reservation) => boolean): Reservation | undefined => {
           const xs = snap.reservations.filter(pred);
           return xs.length ? xs[i % xs.length] : undefined;
@@ -155,33 +156,17 @@ test('invariants hold over random sequences of operations', () => {
               }
               case 'release': {
                 const r = pick(op.pick, () => true);
-                if (r)
-                  t = release(
-                    snap,
-                    { id: r.id, caller: { tokenHash: tokens.get(r.id), admin: false, name: 'h' } },
-                    now,
-                  );
+                if (r) t = release(snap, { id: r.id, caller: holderOf(r.id) }, now);
                 break;
               }
               case 'victims-stop': {
                 const r = pick(0, (x) => x.preemptRequestedAt !== undefined);
-                if (r)
-                  t = release(
-                    snap,
-                    { id: r.id, caller: { tokenHash: tokens.get(r.id), admin: false, name: 'h' } },
-                    now,
-                  );
+                if (r) t = release(snap, { id: r.id, caller: holderOf(r.id) }, now);
                 break;
               }
               case 'victims-pause': {
                 const r = pick(0, (x) => x.preemptAction === 'pause' && x.preemptRequestedAt !== undefined);
-                if (r)
-                  t = acknowledgePause(
-                    snap,
-                    r.id,
-                    { tokenHash: tokens.get(r.id), admin: false, name: 'h' },
-                    now,
-                  );
+                if (r) t = acknowledgePause(snap, r.id, holderOf(r.id), now);
                 break;
               }
               case 'holder-dies': {

@@ -1,9 +1,8 @@
 /** How the CLI speaks: tables and lines for people, one JSON document for programs. */
 import { formatDuration } from '../model/duration.js';
 import { formatPriority } from '../model/priority.js';
-import { formatDimension } from '../model/quantity.js';
+import { formatVector } from '../model/quantity.js';
 import type { Reservation } from '../model/reservation.js';
-import { dimensionsOf, type ResourceVector } from '../model/vector.js';
 
 export interface Io {
   readonly out: (text: string) => void;
@@ -19,11 +18,6 @@ export const processIo: Io = {
 
 export function printJson(io: Io, value: unknown): void {
   io.out(`${JSON.stringify(value, null, 2)}\n`);
-}
-
-export function formatVector(v: ResourceVector): string {
-  const dims = dimensionsOf(v);
-  return dims.length ? dims.map((d) => `${d}=${formatDimension(d, v[d] ?? 0)}`).join(' ') : '(nothing)';
 }
 
 export function table(rows: readonly (readonly string[])[]): string {

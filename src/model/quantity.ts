@@ -4,7 +4,7 @@
  * resources as whole numbers. Anything negative, NaN, with an unknown unit or past 2^53 is refused.
  */
 import { RrmError } from './errors.js';
-import { isBuiltin } from './vector.js';
+import { dimensionsOf, isBuiltin, type ResourceVector } from './vector.js';
 
 export type QuantityKind = 'cpu' | 'bytes' | 'rate' | 'count';
 
@@ -142,4 +142,10 @@ export function formatQuantity(n: number, kind: QuantityKind): string {
 
 export function formatDimension(dimension: string, n: number): string {
   return formatQuantity(n, kindOf(dimension));
+}
+
+/** `cpu=1 memory=512Mi`, built-in dimensions first. */
+export function formatVector(v: ResourceVector): string {
+  const dims = dimensionsOf(v);
+  return dims.length ? dims.map((d) => `${d}=${formatDimension(d, v[d] ?? 0)}`).join(' ') : '(nothing)';
 }

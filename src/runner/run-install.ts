@@ -10,9 +10,9 @@ import { effectiveLimits } from '../enforce/enforcer.js';
 import type { LedgerClient } from '../ledger/ledger-client.js';
 import { formatDuration } from '../model/duration.js';
 import { RrmError } from '../model/errors.js';
-import { formatDimension } from '../model/quantity.js';
+import { formatDimension, formatVector } from '../model/quantity.js';
 import type { Reservation, ReservationRequest } from '../model/reservation.js';
-import { dimensionsOf, type ResourceVector } from '../model/vector.js';
+import type { ResourceVector } from '../model/vector.js';
 import { supervise, type OutputSink, type RunResult } from './supervise.js';
 
 export type Say = (event: string, text: string, data?: Record<string, unknown>) => void;
@@ -52,11 +52,6 @@ export class WaitAborted extends Error {
   constructor(readonly reason: unknown) {
     super(`stopped waiting: ${String(reason)}`);
   }
-}
-
-function formatVector(v: ResourceVector): string {
-  const dims = dimensionsOf(v);
-  return dims.length ? dims.map((d) => `${d}=${formatDimension(d, v[d] ?? 0)}`).join(' ') : '(nothing)';
 }
 
 export async function runInstall(
