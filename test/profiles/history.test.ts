@@ -50,9 +50,10 @@ test('property: with samples of one age the recommendation is at least the chose
       );
       assert.ok((r.requests.memory ?? 0) >= p, `${r.requests.memory} < p90 ${p}`);
       assert.ok((r.requests.memory ?? 0) >= Math.floor(p * (1 + o.margin)));
+      const peak = Math.max(...samples.map((s) => s.peakMemoryBytes as number));
       assert.ok(
-        (r.requests.memory ?? 0) <=
-          Math.max(...samples.map((s) => s.peakMemoryBytes as number)) * (1 + o.margin) + 1,
+        (r.requests.memory ?? 0) <= Math.max(o.minMemory, peak * (1 + o.margin) + 1),
+        'at most the largest peak plus margin, or the floor',
       );
       const cores = samples.map((s) => (s.cpuUsageUsec as number) / 1000 / s.wallMs);
       assert.ok(
