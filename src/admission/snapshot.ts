@@ -4,6 +4,7 @@
  */
 import type { Reservation } from '../model/reservation.js';
 import type { ResourceVector } from '../model/vector.js';
+import type { AgentPresence } from '../model/presence.js';
 
 export interface InstanceRecord {
   readonly id: string;
@@ -20,6 +21,13 @@ export interface InstanceSnapshot {
   readonly instance: InstanceRecord;
   /** Active (queued or granted) reservations of the instance. */
   readonly reservations: readonly Reservation[];
+  /**
+   * The instance's agent registered once and its lease has lapsed: nothing new is admitted and
+   * every active reservation ends. Undefined for an instance no agent manages (embedded ledger).
+   */
+  readonly down?: boolean;
+  /** The agent that registered the instance (informational; never read by decisions). */
+  readonly agent?: AgentPresence;
 }
 
 export type EventType =
@@ -71,6 +79,8 @@ export function applyTransition(snap: InstanceSnapshot, t: Transition): Instance
   for (const r of t.upserts) byId.set(r.id, r);
   return {
     instance: t.instance,
+    ...(snap.down ? { down: true } : {}),
+    ...(snap.agent ? { agent: snap.agent } : {}),
     reservations: [...byId.values()].filter((r) => r.state === 'queued' || r.state === 'granted'),
   };
 }

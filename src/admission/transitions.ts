@@ -15,7 +15,7 @@ export type SubmitOutcome =
   | {
       readonly kind: 'rejected';
       readonly reservation: Reservation;
-      readonly code: 'RRM_ERR_CAPACITY_SHORT' | 'RRM_ERR_UNSATISFIABLE';
+      readonly code: 'RRM_ERR_CAPACITY_SHORT' | 'RRM_ERR_UNSATISFIABLE' | 'RRM_ERR_INSTANCE_DOWN';
       readonly shortfall: readonly Shortfall[];
       readonly ahead: readonly string[];
     };
@@ -79,8 +79,27 @@ export function submit(snap: InstanceSnapshot, input: SubmitInput, now: number):
     idempotencyKey: q.idempotencyKey,
     retryOf: q.retryOf,
     attempt: q.attempt ?? 1,
+    ...(q.placement ? { placement: q.placement } : {}),
   };
   const bumped = { ...inst, seq: inst.seq + 1 };
+
+  if (snap.down) {
+    const rejected: Reservation = { ...base, state: 'rejected', endedAt: now, reason: 'instance down' };
+    return {
+      instance: bumped,
+      upserts: [rejected],
+      events: [
+        ev(now, inst.id, id, 'rejected', undefined, 'rejected', `instance ${inst.id} is down`, by),
+      ],
+      outcome: {
+        kind: 'rejected',
+        reservation: rejected,
+        code: 'RRM_ERR_INSTANCE_DOWN',
+        shortfall: [],
+        ahead: [],
+      },
+    };
+  }
 
   if (!fits(q.requests, inst.allocatable)) {
     const short = shortfall(q.requests, inst.allocatable);
@@ -313,6 +332,9 @@ export function acknowledgePause(
   return { ...t, outcome: paused };
 }
 
+/** Why reservations on an instance whose agent vanished ended; a placed waiter then moves. */
+export const INSTANCE_DOWN_REASON = "instance down: its agent's lease lapsed";
+
 export interface ReapPolicy {
   /** Holders known to be gone (pid dead or reused), found by the caller. */
   readonly deadHolders: ReadonlySet<string>;
@@ -332,7 +354,8 @@ export function findReclaimable(snap: InstanceSnapshot, policy: ReapPolicy, now:
   for (const r of snap.reservations) {
     let to: ReservationState | undefined;
     let reason = '';
-    if (policy.deadHolders.has(r.id)) [to, reason] = ['expired', 'holder process is gone'];
+    if (snap.down) [to, reason] = ['expired', INSTANCE_DOWN_REASON];
+    else if (policy.deadHolders.has(r.id)) [to, reason] = ['expired', 'holder process is gone'];
     else if (r.leaseExpiresAt !== undefined && r.leaseExpiresAt <= now)
       [to, reason] = ['expired', 'lease not renewed'];
     else if (r.state === 'queued' && r.waitDeadline !== undefined && r.waitDeadline <= now)

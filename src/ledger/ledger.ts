@@ -5,12 +5,22 @@
  */
 import type { InstanceRecord, InstanceSnapshot, LedgerEvent, Transition } from '../admission/snapshot.js';
 import type { ReservationState, Reservation } from '../model/reservation.js';
+import type { AgentPresence } from '../model/presence.js';
+
+export type { AgentPresence };
 
 export interface InstanceInit {
   readonly id: string;
   readonly capacity: Readonly<Record<string, number>>;
   readonly allocatable: Readonly<Record<string, number>>;
   readonly labels?: Readonly<Record<string, string>>;
+}
+
+/** An agent's hold on its instance. Lapsing (agent dead, partitioned past the TTL) marks it down. */
+export interface Registration {
+  /** Resolves if the registration was lost and could not be renewed. */
+  readonly lost: Promise<void>;
+  stop(): Promise<void>;
 }
 
 export interface ListFilter {
@@ -51,6 +61,14 @@ export interface Store {
   instance(id: string): Promise<InstanceRecord | undefined>;
   instances(): Promise<InstanceRecord[]>;
   snapshot(instanceId: string): Promise<InstanceSnapshot | undefined>;
+  /** Every instance's snapshot (what placement ranks), read at one point in time where possible. */
+  snapshots(): Promise<InstanceSnapshot[]>;
+  /**
+   * Registers the calling agent as the live manager of an instance, kept alive every `ttlMs`/3.
+   * Once registered, an instance whose registration lapses is `down` in its snapshots. The
+   * embedded SQLite ledger has one instance on one host: registering is accepted and never lapses.
+   */
+  register(instanceId: string, agent: AgentPresence, ttlMs: number): Promise<Registration>;
   transact<T>(instanceId: string, decide: (snap: InstanceSnapshot) => Decided<T>): Promise<T>;
   reservation(id: string): Promise<Reservation | undefined>;
   byIdempotencyKey(key: string): Promise<Reservation | undefined>;

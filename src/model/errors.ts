@@ -136,6 +136,16 @@ export const CATALOGUE = Object.freeze({
     http: 503,
     summary: 'The agent could not be reached or did not answer in time.',
   },
+  RRM_ERR_INSTANCE_DOWN: {
+    exit: EXIT.unavailable,
+    http: 503,
+    summary: "The target instance is down: its agent's lease lapsed, so nothing is placed there.",
+  },
+  RRM_ERR_NO_INSTANCE: {
+    exit: EXIT.unavailable,
+    http: 503,
+    summary: 'No instance that is up matches the target selector, or none could ever fit the request.',
+  },
   RRM_ERR_LEDGER: { exit: EXIT.software, http: 503, summary: 'The ledger could not be read or written.' },
   RRM_ERR_INTERNAL: { exit: EXIT.software, http: 500, summary: 'A bug in rrm.' },
 } satisfies Record<string, ErrorSpec>);

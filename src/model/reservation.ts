@@ -17,6 +17,18 @@ export function isActive(state: ReservationState): boolean {
   return state === 'queued' || state === 'granted';
 }
 
+/** `target: any`: placement chooses the instance; the spec is kept so a waiter can move. */
+export const ANY_INSTANCE = 'any';
+
+/** How placement scores instances that fit: spread, pack, or even out the dimensions. */
+export type PlacementStrategy = 'least-allocated' | 'most-allocated' | 'balanced';
+
+export interface PlacementSpec {
+  /** Label equality (`zone: a`) or inequality (`zone: !a`) an instance must satisfy. */
+  readonly selector: Readonly<Record<string, string>>;
+  readonly strategy: PlacementStrategy;
+}
+
 export interface PackageRef {
   readonly manager: string;
   readonly name: string;
@@ -37,7 +49,10 @@ export interface ReservationRequest {
   readonly command?: readonly string[];
   readonly requests: ResourceVector;
   readonly limits?: ResourceVector;
+  /** An instance id, or `any` to let placement choose (see src/placement). */
   readonly target: string;
+  /** With `target: any`: only instances whose labels match, and how to score them. */
+  readonly placement?: PlacementSpec;
   readonly mode: Mode;
   readonly priority: number;
   /** Maximum lifetime of the grant, ms; undefined = none. */
@@ -101,6 +116,8 @@ export interface Reservation {
   readonly idempotencyKey?: string;
   readonly retryOf?: string;
   readonly attempt: number;
+  /** Set when placement chose the instance (`target: any`); a waiter may then move elsewhere. */
+  readonly placement?: PlacementSpec;
   readonly usage?: Readonly<Record<string, number>>;
 }
 

@@ -11,6 +11,9 @@
  *   events/<instance>/x<random>               { events: [LedgerEvent] } from appendEvent
  *   event-index/<reservation>/<instance>/<rev>  { events: [[i, LedgerEvent], ...] } the reservation's share
  *   event-index/<reservation>/<instance>/x<random>  the same for appendEvent
+ *   agents/<instance>                         AgentPresence (JSON) of the agent that registered it last
+ *   alive/<instance>                          the same, bound to the agent's kept-alive etcd lease;
+ *                                             an instance with agents/ but no alive/ is down
  *   commits/<instance>/<rev>                  id of the transaction attempt that committed <rev>
  *                                             (kept for COMMIT_MARKER_RETENTION revisions)
  *
@@ -41,6 +44,9 @@ export class EtcdKeys {
   instance(id: string): string {
     return `${this.prefix}instances/${enc(id)}`;
   }
+  activeAllPrefix(): string {
+    return `${this.prefix}active/`;
+  }
   activePrefix(instance: string): string {
     return `${this.prefix}active/${enc(instance)}/`;
   }
@@ -67,6 +73,18 @@ export class EtcdKeys {
   }
   eventIndex(reservation: string, instance: string, suffix: string): string {
     return `${this.eventIndexPrefix(reservation)}${enc(instance)}/${suffix}`;
+  }
+  agentsPrefix(): string {
+    return `${this.prefix}agents/`;
+  }
+  agent(instance: string): string {
+    return `${this.prefix}agents/${enc(instance)}`;
+  }
+  alivePrefix(): string {
+    return `${this.prefix}alive/`;
+  }
+  alive(instance: string): string {
+    return `${this.prefix}alive/${enc(instance)}`;
   }
   commitsPrefix(instance: string): string {
     return `${this.prefix}commits/${enc(instance)}/`;

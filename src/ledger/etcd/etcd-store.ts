@@ -33,9 +33,14 @@
  * reservations or events newest first pages through etcd sorted ranges, which the server sorts
  * in memory: fine for thousands of records, not for millions.
  *
- * Not done here: reservation keys are not bound to etcd leases (rrm enforces expiry from the
- * record's own timestamps), and records of ended reservations and events stay until an operator
- * prunes them.
+ * Presence: an agent registers its instance by writing `agents/<i>` and `alive/<i>`, the latter
+ * bound to an etcd lease it keeps alive. Snapshots read both in the same read: registered but not
+ * alive means down. The commit does not compare the alive key, so a grant may land in the instant
+ * an agent's lease lapses; the next sweep of that instance (any agent's, any waiter's) ends it.
+ *
+ * Not done here: reservation keys are not bound to etcd leases. rrm enforces expiry from the
+ * record's own timestamps (etcd resets lease TTLs on a leader change, so a lease is not a clock),
+ * and records of ended reservations and events stay until an operator prunes them.
  */
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -63,7 +68,16 @@ import {
 } from '../../admission/snapshot.js';
 import { RrmError, isRrmError } from '../../model/errors.js';
 import { isActive, type Reservation } from '../../model/reservation.js';
-import type { Decided, EventFilter, InstanceInit, ListFilter, Store, StoredEvent } from '../ledger.js';
+import type {
+  AgentPresence,
+  Decided,
+  EventFilter,
+  InstanceInit,
+  ListFilter,
+  Registration,
+  Store,
+  StoredEvent,
+} from '../ledger.js';
 import { COMMIT_MARKER_RETENTION, EtcdKeys, SEQ_PER_REVISION, padRevision, prefixEnd } from './etcd-keys.js';
 import { isTransient, ledgerError } from './etcd-errors.js';
 import { KeyedQueue } from './keyed-queue.js';
@@ -144,6 +158,9 @@ interface Attempt<T> {
 }
 
 type CallOptions = { deadline: number };
+
+/** Reads of the agent and alive keys that follow the markers in a snapshot read. */
+const PRESENCE_OPS = 2;
 
 /** Conflicts retried at once on the else branch's state before backing off. */
 const IMMEDIATE_RETRIES = 4;
@@ -270,6 +287,86 @@ export class EtcdStore implements Store {
       this.readSnapshot(instanceId, [], o),
     );
     return read.snap;
+  }
+
+  async snapshots(): Promise<InstanceSnapshot[]> {
+    const k = this.keys;
+    const res = await this.retrying('cannot read the instances', (o) =>
+      this.client.kv.txn(
+        {
+          compare: [],
+          success: [k.instancesPrefix(), k.activeAllPrefix(), k.agentsPrefix(), k.alivePrefix()].map(
+            (p) => ({ request_range: rangeOf(p) }),
+          ),
+          failure: [],
+        },
+        o,
+      ),
+    );
+    const kvs = (i: number): IKeyValue[] => res.responses[i]?.response_range.kvs ?? [];
+    const active = new Map<string, Reservation[]>();
+    for (const kv of kvs(1)) {
+      const r = parse<Reservation>(kv);
+      active.set(r.instance, [...(active.get(r.instance) ?? []), r]);
+    }
+    const agents = new Map(kvs(2).map((kv) => [keyTail(kv, k.agentsPrefix()), parse<AgentPresence>(kv)]));
+    const alive = new Set(kvs(3).map((kv) => keyTail(kv, k.alivePrefix())));
+    return kvs(0)
+      .map((kv) => {
+        const instance = toInstance(parse<StoredInstance>(kv));
+        const snap: InstanceSnapshot = {
+          instance,
+          reservations: (active.get(instance.id) ?? []).sort(snapshotOrder),
+          ...presence(agents.get(instance.id), alive.has(instance.id)),
+        };
+        return snap;
+      })
+      .sort((a, b) => (a.instance.id < b.instance.id ? -1 : a.instance.id > b.instance.id ? 1 : 0));
+  }
+
+  async register(instanceId: string, agent: AgentPresence, ttlMs: number): Promise<Registration> {
+    if (!(await this.instance(instanceId))) {
+      throw new RrmError('RRM_ERR_NOT_FOUND', `no instance ${instanceId}`, { instance: instanceId });
+    }
+    const ttl = Math.max(2, Math.ceil(ttlMs / 1000));
+    const value = JSON.stringify(agent);
+    let stopped = false;
+    let lostResolve!: () => void;
+    const lost = new Promise<void>((r) => (lostResolve = r));
+    let lease = this.client.lease(ttl, { autoKeepAlive: true });
+    const claim = async (): Promise<void> => {
+      await this.retrying(`cannot register instance ${instanceId}`, async (o) => {
+        const id = await lease.grant();
+        await this.client.kv.txn(
+          {
+            compare: [],
+            success: [
+              put(this.keys.agent(instanceId), value),
+              { request_put: { key: buf(this.keys.alive(instanceId)), value: buf(value), lease: id } },
+            ],
+            failure: [],
+          },
+          o,
+        );
+      });
+    };
+    const onLost = (): void => {
+      if (stopped || this.closed) return;
+      // The lease lapsed (partition longer than the TTL): the instance was down meanwhile and its
+      // grants ended. Take a new lease and come back up; report the loss if that fails.
+      lease = this.client.lease(ttl, { autoKeepAlive: true });
+      lease.on('lost', onLost);
+      claim().catch(() => lostResolve());
+    };
+    lease.on('lost', onLost);
+    await claim();
+    return {
+      lost,
+      stop: async () => {
+        stopped = true;
+        await lease.revoke().catch(() => undefined);
+      },
+    };
   }
 
   transact<T>(instanceId: string, decide: (snap: InstanceSnapshot) => Decided<T>): Promise<T> {
@@ -533,7 +630,7 @@ export class EtcdStore implements Store {
       }
       if (after.kv && after.kv.mod_revision === kv.mod_revision) {
         // The instance did not move, so an idempotency key exists already.
-        const base = 2 + markerRevs.length;
+        const base = 2 + markerRevs.length + PRESENCE_OPS;
         let explained = false;
         for (let i = 0; i < idempotencyChecks.length; i++) {
           const check = idempotencyChecks[i] as { key: string; id: string };
@@ -601,7 +698,11 @@ export class EtcdStore implements Store {
     });
     this.lastCommit.set(instanceId, {
       kv: { ...kv, mod_revision: etcdRevision },
-      snap: { instance, reservations: [...applied.reservations].sort(snapshotOrder) },
+      snap: {
+        instance,
+        reservations: [...applied.reservations].sort(snapshotOrder),
+        ...presence(before.agent, !before.down),
+      },
       markers: new Map(),
     });
   }
@@ -690,6 +791,8 @@ export class EtcdStore implements Store {
       { request_range: { key: buf(this.keys.instance(instanceId)) } },
       { request_range: rangeOf(this.keys.activePrefix(instanceId)) },
       ...markerRevs.map((rev) => ({ request_range: { key: buf(this.keys.commit(instanceId, rev)) } })),
+      { request_range: { key: buf(this.keys.agent(instanceId)) } },
+      { request_range: { key: buf(this.keys.alive(instanceId)) } },
     ];
   }
 
@@ -721,7 +824,17 @@ export class EtcdStore implements Store {
       .map((r) => parse<Reservation>(r))
       .filter((r) => r.instance === instanceId)
       .sort(snapshotOrder);
-    return { kv, snap: { instance: toInstance(parse<StoredInstance>(kv)), reservations }, markers };
+    const agentKv = responses[2 + markerRevs.length]?.response_range.kvs[0];
+    const alive = (responses[3 + markerRevs.length]?.response_range.kvs.length ?? 0) > 0;
+    return {
+      kv,
+      snap: {
+        instance: toInstance(parse<StoredInstance>(kv)),
+        reservations,
+        ...presence(agentKv ? parse<AgentPresence>(agentKv) : undefined, alive),
+      },
+      markers,
+    };
   }
 
   // ---- reads and retries -------------------------------------------------------------------
@@ -857,6 +970,16 @@ function del(key: string): IRequestOp {
 
 function parse<T>(kv: IKeyValue): T {
   return JSON.parse(kv.value.toString('utf8')) as T;
+}
+
+function keyTail(kv: IKeyValue, prefix: string): string {
+  return decodeURIComponent(kv.key.toString('utf8').slice(prefix.length));
+}
+
+/** Registered and not alive: down. Never registered: managed by no agent, so never down. */
+function presence(agent: AgentPresence | undefined, alive: boolean): Pick<InstanceSnapshot, 'down' | 'agent'> {
+  if (!agent) return {};
+  return alive ? { agent } : { agent, down: true };
 }
 
 function unknownRevisions(attempts: readonly Attempt<unknown>[]): number[] {

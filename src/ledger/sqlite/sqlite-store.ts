@@ -14,7 +14,15 @@ import { basename, dirname } from 'node:path';
 import type { InstanceRecord, InstanceSnapshot, LedgerEvent } from '../../admission/snapshot.js';
 import { RrmError, isRrmError } from '../../model/errors.js';
 import type { Reservation } from '../../model/reservation.js';
-import type { Decided, EventFilter, InstanceInit, ListFilter, Store, StoredEvent } from '../ledger.js';
+import type {
+  Decided,
+  EventFilter,
+  InstanceInit,
+  ListFilter,
+  Registration,
+  Store,
+  StoredEvent,
+} from '../ledger.js';
 import { MIGRATIONS } from './migrations.js';
 
 interface InstanceRow {
@@ -49,7 +57,7 @@ export class SqliteStore implements Store {
   private readonly db: Database.Database;
   private readonly watchers = new Set<() => void>();
   private fsWatcher: FSWatcher | undefined;
-  private readonly snapshots = new Map<string, { revision: number; reservations: readonly Reservation[] }>();
+  private readonly snapshotCache = new Map<string, { revision: number; reservations: readonly Reservation[] }>();
   private notifyFd: number | undefined;
 
   constructor(
@@ -111,6 +119,21 @@ export class SqliteStore implements Store {
     return this.db.transaction(() => this.readSnapshot(instanceId)).deferred();
   }
 
+  async snapshots(): Promise<InstanceSnapshot[]> {
+    return this.db
+      .transaction(() =>
+        (this.stmt('SELECT id FROM instances ORDER BY id').all() as { id: string }[]).flatMap(
+          ({ id }) => this.readSnapshot(id) ?? [],
+        ),
+      )
+      .deferred();
+  }
+
+  /** One host, one file: the instance is up while the file is. */
+  async register(): Promise<Registration> {
+    return { lost: new Promise<void>(() => undefined), stop: async () => undefined };
+  }
+
   async transact<T>(instanceId: string, decide: (snap: InstanceSnapshot) => Decided<T>): Promise<T> {
     let wrote = false;
     let next: { revision: number; reservations: readonly Reservation[] } | undefined;
@@ -138,7 +161,7 @@ export class SqliteStore implements Store {
     try {
       const result = run.immediate();
       if (wrote) {
-        if (next) this.snapshots.set(instanceId, next);
+        if (next) this.snapshotCache.set(instanceId, next);
         this.notify();
       }
       return result;
@@ -270,14 +293,14 @@ export class SqliteStore implements Store {
   private readSnapshot(instanceId: string): InstanceSnapshot | undefined {
     const instance = this.readInstance(instanceId);
     if (!instance) return undefined;
-    const cached = this.snapshots.get(instanceId);
+    const cached = this.snapshotCache.get(instanceId);
     if (cached && cached.revision === instance.revision)
       return { instance, reservations: cached.reservations };
     const rows = this.stmt(
       `SELECT record FROM reservations WHERE instance = ? AND state IN ('queued', 'granted')`,
     ).all(instanceId) as { record: string }[];
     const reservations = rows.map((r) => JSON.parse(r.record) as Reservation);
-    this.snapshots.set(instanceId, { revision: instance.revision, reservations });
+    this.snapshotCache.set(instanceId, { revision: instance.revision, reservations });
     return { instance, reservations };
   }
 
