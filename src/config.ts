@@ -2,14 +2,24 @@
  * Configuration, compiled once: environment and flags are read by the CLI and turned into this
  * frozen object; nothing below the CLI reads process.env.
  */
-import { homedir } from 'node:os';
+import { homedir, hostname } from 'node:os';
+import { LOCAL_INSTANCE } from './host/local-instance.js';
+import { parseLedgerUrl, type LedgerSpec } from './ledger/ledger-url.js';
+import { parseSelector } from './placement/selector.js';
 import { join } from 'node:path';
 import { parseDuration } from './model/duration.js';
 import { RrmError } from './model/errors.js';
 
 export interface Config {
   readonly stateDir: string;
+  /** The SQLite file of the embedded ledger (also the default for history and notifications). */
   readonly ledgerPath: string;
+  /** Which ledger: the embedded SQLite file, or etcd for a fleet (`--ledger`, RRM_LEDGER). */
+  readonly ledger: LedgerSpec;
+  /** This host's instance: `local` on the embedded ledger, the hostname on etcd (RRM_INSTANCE). */
+  readonly instanceId: string;
+  /** Labels this instance is registered with (RRM_INSTANCE_LABELS=zone=a,os=debian), plus host. */
+  readonly instanceLabels: Readonly<Record<string, string>>;
   /** Lease of a reservation; holders renew at half of it. */
   readonly leaseMs: number;
   /** How often a waiter re-checks the ledger when nothing wakes it (holder liveness, expiries). */
@@ -42,13 +52,33 @@ function parseEnforce(text: string | undefined): 'auto' | 'none' {
   throw new RrmError('RRM_ERR_USAGE', `RRM_ENFORCE: ${JSON.stringify(text)} is not auto or none`);
 }
 
-export function compileConfig(env: NodeJS.ProcessEnv, flags: { stateDir?: string } = {}): Config {
+export function compileConfig(
+  env: NodeJS.ProcessEnv,
+  flags: { stateDir?: string; ledger?: string } = {},
+): Config {
   const stateDir = flags.stateDir ?? env.RRM_STATE_DIR ?? defaultStateDir(env, process.getuid?.() ?? 1000);
   const leaseMs = env.RRM_LEASE ? parseDuration(env.RRM_LEASE, 'RRM_LEASE') : 30_000;
   const graceMs = env.RRM_GRACE ? parseDuration(env.RRM_GRACE, 'RRM_GRACE') : 10_000;
+  const ledgerPath = join(stateDir, 'ledger.db');
+  const ledger = parseLedgerUrl(flags.ledger ?? env.RRM_LEDGER, ledgerPath, env);
+  const instanceId =
+    env.RRM_INSTANCE ?? (ledger.kind === 'sqlite' ? LOCAL_INSTANCE : hostname().toLowerCase());
+  if (!/^[a-z0-9][a-z0-9._-]{0,127}$/.test(instanceId)) {
+    throw new RrmError(
+      'RRM_ERR_BAD_NAME',
+      `instance id ${JSON.stringify(instanceId)}: use lowercase letters, digits, ".", "_" and "-" (set RRM_INSTANCE)`,
+    );
+  }
+  const labels = parseSelector(env.RRM_INSTANCE_LABELS ?? '');
+  if (Object.values(labels).some((v) => v.startsWith('!'))) {
+    throw new RrmError('RRM_ERR_USAGE', 'RRM_INSTANCE_LABELS: labels are key=value, not key!=value');
+  }
   return Object.freeze({
     stateDir,
-    ledgerPath: join(stateDir, 'ledger.db'),
+    ledgerPath: ledger.kind === 'sqlite' ? ledger.path : ledgerPath,
+    ledger,
+    instanceId,
+    instanceLabels: Object.freeze({ host: hostname(), ...labels }),
     leaseMs,
     pollMs: env.RRM_POLL ? parseDuration(env.RRM_POLL, 'RRM_POLL') : 1000,
     graceMs,

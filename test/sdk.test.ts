@@ -6,7 +6,7 @@ import {
   withReservation,
 } from '../src/client/sdk.js';
 import { compileConfig } from '../src/config.js';
-import { openLocalLedger } from '../src/ledger/open.js';
+import { openLedger } from '../src/ledger/open.js';
 import { stateDir } from './support/cli.js';
 
 test('withReservation releases in finally, on success and on failure', async () => {
@@ -33,7 +33,7 @@ test('withReservation releases in finally, on success and on failure', async () 
     ),
     /install failed/,
   );
-  const ledger = await openLocalLedger(compileConfig(env));
+  const ledger = await openLedger(compileConfig(env));
   for (const id of seen) assert.equal((await ledger.get(id))?.state, 'released');
   await ledger.close();
 });
@@ -41,7 +41,7 @@ test('withReservation releases in finally, on success and on failure', async () 
 test('request/release by hand, await using, and a fail-fast request that does not fit', async () => {
   const dir = stateDir();
   const env = { RRM_STATE_DIR: dir };
-  const ledger = await openLocalLedger(compileConfig(env));
+  const ledger = await openLedger(compileConfig(env));
   await ledger.setAllocatable(
     'local',
     { cpu: 1000, memory: 2 ** 30 },

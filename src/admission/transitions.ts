@@ -88,9 +88,7 @@ export function submit(snap: InstanceSnapshot, input: SubmitInput, now: number):
     return {
       instance: bumped,
       upserts: [rejected],
-      events: [
-        ev(now, inst.id, id, 'rejected', undefined, 'rejected', `instance ${inst.id} is down`, by),
-      ],
+      events: [ev(now, inst.id, id, 'rejected', undefined, 'rejected', `instance ${inst.id} is down`, by)],
       outcome: {
         kind: 'rejected',
         reservation: rejected,

@@ -36,6 +36,8 @@ export interface AgentConfig {
   readonly handlerTimeoutMs: number;
   readonly maxWaitMs: number;
   readonly sweepMs: number;
+  /** Lease of the instance registration on a fleet ledger: a dead agent's instance is down after it. */
+  readonly instanceTtlMs: number;
   readonly logLevel: string;
 }
 
@@ -54,6 +56,7 @@ const KNOWN = [
   'handlerTimeout',
   'maxWait',
   'sweepInterval',
+  'instanceTtl',
   'logLevel',
 ];
 
@@ -171,6 +174,7 @@ export function compileAgentConfig(
     handlerTimeoutMs: duration(raw.handlerTimeout, 'handlerTimeout', 10_000),
     maxWaitMs: duration(raw.maxWait, 'maxWait', 60_000),
     sweepMs: duration(raw.sweepInterval, 'sweepInterval', 1_000),
+    instanceTtlMs: duration(env.RRM_INSTANCE_TTL ?? raw.instanceTtl, 'instanceTtl', 10_000),
     logLevel: raw.logLevel === undefined ? (env.RRM_LOG_LEVEL ?? 'info') : string(raw.logLevel, 'logLevel'),
   });
 }

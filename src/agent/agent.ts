@@ -23,12 +23,11 @@ import pino from 'pino';
 import type { FastifyInstance } from 'fastify';
 import type { Config } from '../config.js';
 import { localEnforcer } from '../host/local-enforcer.js';
-import { LOCAL_INSTANCE } from '../host/local-instance.js';
 import { processStartTime } from '../host/process-identity.js';
 import type { CoreLedger } from '../ledger/core-ledger.js';
-import { openLocalLedger } from '../ledger/open.js';
+import { openLedger } from '../ledger/open.js';
 import { RrmError } from '../model/errors.js';
-import type { Reservation, ReservationRequest } from '../model/reservation.js';
+import { requestOf, type Reservation, type ReservationRequest } from '../model/reservation.js';
 import { runInstall } from '../runner/run-install.js';
 import type { AgentConfig } from './agent-config.js';
 import { buildApp } from './app.js';
@@ -70,19 +69,12 @@ async function socketInUse(path: string): Promise<boolean> {
 
 /** The request that reruns an install the previous agent process was running. */
 export function retryRequest(r: Reservation, holder: ReservationRequest['holder']): ReservationRequest {
+  const again = requestOf(r, Date.now());
   return {
-    packages: r.packages,
-    command: r.command,
-    requests: r.requests,
-    limits: r.limits,
-    target: r.instance,
-    mode: r.mode,
-    priority: r.priority,
-    timeLimitMs: r.timeLimitMs,
-    preemptible: r.preemptible,
-    mayPreempt: r.mayPreempt,
-    onPreempt: r.onPreempt,
-    leaseMs: r.leaseMs,
+    ...again,
+    target: r.instance, // the install runs here, whatever placed it first
+    placement: undefined,
+    waitMs: undefined,
     holder: { ...holder, owner: r.holder.owner },
     retryOf: r.id,
     attempt: r.attempt + 1,
@@ -97,7 +89,7 @@ export async function startAgent(
   const log = pino({ level: config.logLevel, base: { service: 'rrm-agent' } });
   mkdirSync(config.stateDir, { recursive: true });
   const enforcer = localEnforcer(ledgerConfig);
-  const ledger = await openLocalLedger(ledgerConfig, enforcer);
+  const ledger = await openLedger(ledgerConfig, enforcer);
   const me: AgentRecord = { pid: process.pid, startTime: processStartTime(process.pid) };
   const recordFile = join(config.stateDir, 'agent-process.json');
   const previous = existsSync(recordFile)
@@ -132,7 +124,8 @@ export async function startAgent(
   };
 
   // Recovery: reclaim what died with the previous process, then queue its installs again.
-  await ledger.sweep(LOCAL_INSTANCE);
+  const instanceId = ledgerConfig.instanceId;
+  await ledger.sweep(instanceId);
   if (previous && previous.pid !== me.pid) {
     const orphans = (await ledger.list({ states: ['expired'], limit: 10_000 })).filter(
       (r) =>
@@ -161,8 +154,26 @@ export async function startAgent(
     }
   }
 
+  // Register the instance (a no-op on the embedded ledger): while this agent lives it is up.
+  const registration = await ledger.store.register(
+    instanceId,
+    {
+      host: hostname(),
+      pid: me.pid,
+      since: Date.now(),
+      driver: enforcer.report.driver,
+      ...(config.listen ? { endpoint: `http://${config.listen.host}:${config.listen.port}` } : {}),
+      version,
+    },
+    config.instanceTtlMs,
+  );
+  void registration.lost.then(() =>
+    log.error({ instance: instanceId }, 'lost the instance registration: this instance is down in the fleet'),
+  );
+
   const app = await buildApp({
     ledger,
+    instanceId,
     enforcer,
     config,
     identities,
@@ -212,9 +223,20 @@ export async function startAgent(
 
   const sweeper = setInterval(() => {
     void ledger
-      .sweep(LOCAL_INSTANCE)
-      .then((reclaimed) => {
+      .sweep(instanceId)
+      .then(async (reclaimed) => {
         for (const r of reclaimed) log.info({ reservation: r.id, state: r.state }, r.reason ?? 'reclaimed');
+        // In a fleet, any agent ends the reservations of an instance whose agent vanished.
+        if (ledgerConfig.ledger.kind !== 'etcd') return;
+        for (const s of await ledger.instanceStatus()) {
+          if (s.state !== 'down' || s.grants + s.queued === 0) continue;
+          const ended = await ledger.sweep(s.instance.id);
+          if (ended.length)
+            log.warn(
+              { instance: s.instance.id, ended: ended.length },
+              'instance down: its reservations ended',
+            );
+        }
       })
       .catch((e) => log.error({ err: e }, 'sweep failed'));
   }, config.sweepMs);
@@ -229,6 +251,7 @@ export async function startAgent(
     (stopping ??= (async () => {
       log.info('shutting down: stopping running installs and releasing their reservations');
       clearInterval(sweeper);
+      await registration.stop();
       unwatch();
       changes.stop();
       shutdown.abort();

@@ -25,6 +25,8 @@ declare module 'fastify' {
 
 export interface AgentDeps {
   readonly ledger: CoreLedger;
+  /** This agent's instance: the default target of requests and installs. */
+  readonly instanceId: string;
   readonly enforcer: Enforcer;
   readonly config: AgentConfig;
   readonly identities: Identities;

@@ -2,7 +2,16 @@
 import { RrmError } from '../model/errors.js';
 import { DEFAULT_PRIORITY, parsePriority } from '../model/priority.js';
 import { kindOf, parseQuantity, parseResourceName } from '../model/quantity.js';
-import type { Holder, OnPreempt, PackageRef, ReservationRequest } from '../model/reservation.js';
+import {
+  ANY_INSTANCE,
+  type Holder,
+  type OnPreempt,
+  type PackageRef,
+  type PlacementStrategy,
+  type ReservationRequest,
+} from '../model/reservation.js';
+import { DEFAULT_STRATEGY } from '../placement/place.js';
+import { checkSelector } from '../placement/selector.js';
 import { isBuiltin } from '../model/vector.js';
 import type { Identity } from './policy.js';
 
@@ -10,6 +19,8 @@ export interface ReservationBody {
   requests: Record<string, number | string>;
   limits?: Record<string, number | string>;
   target?: string;
+  selector?: Record<string, string>;
+  strategy?: PlacementStrategy;
   mode?: 'hard' | 'soft';
   priority?: number | string;
   waitMs?: number;
@@ -61,12 +72,24 @@ export function toRequest(
     startTime: body.holder?.startTime ?? 0,
     owner: who.name,
   };
+  const target = body.target ?? defaults.target;
+  if ((body.selector || body.strategy) && target !== ANY_INSTANCE) {
+    throw new RrmError('RRM_ERR_BAD_REQUEST', 'selector and strategy apply only with target "any"');
+  }
   return {
     packages: body.packages ?? [],
     command: body.command,
     requests: parseVector(body.requests, 'requests'),
     limits: body.limits ? parseVector(body.limits, 'limits') : undefined,
-    target: body.target ?? defaults.target,
+    target,
+    ...(target === ANY_INSTANCE
+      ? {
+          placement: {
+            selector: checkSelector(body.selector ?? {}),
+            strategy: body.strategy ?? DEFAULT_STRATEGY,
+          },
+        }
+      : {}),
     mode: body.mode ?? 'hard',
     priority,
     waitMs: body.waitMs,

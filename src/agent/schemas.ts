@@ -33,7 +33,19 @@ export const createReservationBody = {
   properties: {
     requests: vectorSchema,
     limits: vectorSchema,
-    target: { type: 'string', minLength: 1, maxLength: 128 },
+    target: {
+      type: 'string',
+      minLength: 1,
+      maxLength: 128,
+      description: 'an instance id, or "any" to let placement choose (default: this instance)',
+    },
+    selector: {
+      type: 'object',
+      maxProperties: 16,
+      additionalProperties: { type: 'string', maxLength: 64 },
+      description: 'with target "any": labels an instance must have; a value starting with "!" must differ',
+    },
+    strategy: { enum: ['least-allocated', 'most-allocated', 'balanced'] },
     mode: { enum: ['hard', 'soft'] },
     priority: { anyOf: [{ type: 'integer' }, { type: 'string', maxLength: 16 }] },
     waitMs: { type: 'integer', minimum: 0, description: '0 fails fast; absent waits without limit' },

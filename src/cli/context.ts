@@ -20,13 +20,18 @@ export interface Context {
   ledger(config: Config, enforcer?: Enforcer, values?: Values): Promise<LedgerClient>;
 }
 
-export function makeContext(io: Io, env: NodeJS.ProcessEnv, agentFlag?: string): Context {
+export function makeContext(
+  io: Io,
+  env: NodeJS.ProcessEnv,
+  agentFlag?: string,
+  ledgerFlag?: string,
+): Context {
   const agent = (values: Values = {}): AgentEndpoint | undefined =>
     chooseAgent(env, agentFlag, str(values, 'state-dir') !== undefined);
   return {
     io,
     env,
-    config: (values) => compileConfig(env, { stateDir: str(values, 'state-dir') }),
+    config: (values) => compileConfig(env, { stateDir: str(values, 'state-dir'), ledger: ledgerFlag }),
     agent,
     ledger: (config, enforcer, values) => connectLedger(config, agent(values), enforcer),
   };

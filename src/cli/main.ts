@@ -14,6 +14,7 @@ Commands:
   run [options] -- <command...>   reserve, run the command, release (rrm run --help)
   capacity [set|reset]            show or set this machine's allocatable resources
   list                            grants and the queue
+  instances                       every instance: up or down, granted, free, waiters (fleet)
   release <ID>...                 release reservations (admin)
   history [ID]                    recent reservations, or one reservation's events
   doctor                          enforcement driver and why; remove leftover cgroups
@@ -26,6 +27,12 @@ Global option: --agent unix:/path | /path | http://host:port talks to an rrm age
 RRM_AGENT, with RRM_AGENT_TOKEN for TCP); without it the default socket /run/rrm/agent.sock is used
 when it exists and no --state-dir/RRM_STATE_DIR is given. Through a TCP agent, 'run' installs on
 the agent's machine and streams the output back.
+
+Global option: --ledger URL (also RRM_LEDGER) names the ledger: sqlite (the default, a file in the
+state directory), sqlite:///path, or etcd://host:2379[,host:2379...][/prefix/] for a fleet
+(etcds:// with RRM_ETCD_CA, RRM_ETCD_CERT, RRM_ETCD_KEY for TLS; user:password@ or
+RRM_ETCD_USER/RRM_ETCD_PASSWORD for etcd authentication). On etcd this host's instance is
+RRM_INSTANCE (default: the hostname) with labels RRM_INSTANCE_LABELS=zone=a,os=debian.
 
 Every command takes --json and --help. The ledger lives in $RRM_STATE_DIR (or --state-dir),
 by default /var/lib/rrm as root and $XDG_STATE_HOME/rrm otherwise.
@@ -46,6 +53,7 @@ const COMMANDS: Readonly<Record<string, () => Promise<Handler>>> = {
   release: async () => (await import('./commands/release.js')).releaseCommand,
   history: async () => (await import('./commands/history.js')).historyCommand,
   doctor: async () => (await import('./commands/doctor.js')).doctorCommand,
+  instances: async () => (await import('./commands/instances.js')).instancesCommand,
   agent: async () => (await import('./commands/agent.js')).agentCommand,
   profile: async () => (await import('./commands/profile.js')).profileCommand,
 };
@@ -65,12 +73,30 @@ function version(): string {
   return pkg.version;
 }
 
-/** Splits the global `--agent URL` off the front of argv. */
-export function globalOptions(argv: readonly string[]): { agent?: string; rest: string[] } {
-  const [first, second, ...more] = argv;
-  if (first === '--agent' && second !== undefined) return { agent: second, rest: more };
-  if (first?.startsWith('--agent=')) return { agent: first.slice('--agent='.length), rest: argv.slice(1) };
-  return { rest: [...argv] };
+export interface GlobalOptions {
+  agent?: string;
+  ledger?: string;
+  rest: string[];
+}
+
+/** Splits the global `--agent URL` and `--ledger URL` off the front of argv. */
+export function globalOptions(argv: readonly string[]): GlobalOptions {
+  const out: GlobalOptions = { rest: [...argv] };
+  for (;;) {
+    const [first, second] = out.rest;
+    const name = (['agent', 'ledger'] as const).find(
+      (n) => first === `--${n}` || first?.startsWith(`--${n}=`),
+    );
+    if (!name || first === undefined) return out;
+    if (first === `--${name}`) {
+      if (second === undefined) return out;
+      out[name] = second;
+      out.rest = out.rest.slice(2);
+    } else {
+      out[name] = first.slice(name.length + 3);
+      out.rest = out.rest.slice(1);
+    }
+  }
 }
 
 export async function main(argv: readonly string[], ctx: Context): Promise<number> {
@@ -108,6 +134,6 @@ export async function main(argv: readonly string[], ctx: Context): Promise<numbe
   }
 }
 
-const { agent, rest } = globalOptions(process.argv.slice(2));
-const code = await main(rest, makeContext(processIo, process.env, agent));
+const { agent, ledger, rest } = globalOptions(process.argv.slice(2));
+const code = await main(rest, makeContext(processIo, process.env, agent, ledger));
 process.exitCode = code;

@@ -3,6 +3,7 @@
  * with a slow poll that sweeps dead holders and expiries and renews the waiter's own lease.
  */
 import type { WaitStatus } from '../admission/schedule.js';
+import { INSTANCE_DOWN_REASON } from '../admission/transitions.js';
 import type { LedgerClient } from '../ledger/ledger-client.js';
 import { RrmError } from '../model/errors.js';
 import { formatDimension } from '../model/quantity.js';
@@ -14,6 +15,8 @@ export interface AcquireOptions {
   readonly onWait?: (status: WaitStatus, reservation: Reservation) => void;
   readonly signal?: AbortSignal;
   readonly pollMs: number;
+  /** A placed waiter moved: `from` gave up its place, `to` stands for the request now. */
+  readonly onMove?: (from: Reservation, to: Reservation) => void;
 }
 
 export interface Acquired {
@@ -70,13 +73,18 @@ export async function acquire(
   return { handle: handleOf(r, token), reservation: r, waitedMs: Date.now() - started };
 }
 
+/** How often a placed waiter (`target: any`) looks for an instance that would grant it now. */
+const MOVE_EVERY_MS = 250;
+
 function waitForGrant(
   ledger: LedgerClient,
-  id: string,
+  first: string,
   token: string,
   opts: AcquireOptions,
 ): Promise<Reservation> {
   return new Promise<Reservation>((resolve, reject) => {
+    let id = first;
+    let lastMove = 0;
     let busy = false;
     let again = false;
     let lastRenew = Date.now();
@@ -107,6 +115,21 @@ function waitForGrant(
           }
         }
         if (!r) throw new RrmError('RRM_ERR_NOT_FOUND', `reservation ${id} vanished from the ledger`);
+        // A placed waiter is granted wherever capacity frees first, and placed again if its
+        // instance goes down.
+        const down = r.state === 'expired' && r.reason === INSTANCE_DOWN_REASON;
+        if (
+          r.placement &&
+          (down || (r.state === 'queued' && (sweep || Date.now() - lastMove >= MOVE_EVERY_MS)))
+        ) {
+          lastMove = Date.now();
+          const moved = await ledger.relocate(id, token);
+          if (moved.id !== id) {
+            opts.onMove?.(r, moved);
+            id = moved.id;
+          }
+          r = moved;
+        }
         if (r.state === 'granted') return finish(undefined, r);
         if (r.state !== 'queued') {
           const code =

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { userInfo } from 'node:os';
 import type { WaitStatus } from '../admission/schedule.js';
 import type { InstanceRecord } from '../admission/snapshot.js';
+import type { InstanceStatus } from '../placement/instance-status.js';
 import type { Reserved } from '../ledger/core-ledger.js';
 import type { LedgerClient, ReleaseOptions, ReleaseWho } from '../ledger/ledger-client.js';
 import type { EventFilter, ListFilter, StoredEvent } from '../ledger/ledger.js';
@@ -151,6 +152,9 @@ export class AgentClient implements LedgerClient {
       requests: request.requests,
       ...(request.limits ? { limits: request.limits } : {}),
       target: request.target,
+      ...(request.placement
+        ? { selector: request.placement.selector, strategy: request.placement.strategy }
+        : {}),
       mode: request.mode,
       priority: request.priority,
       ...(request.waitMs !== undefined ? { waitMs: request.waitMs } : {}),
@@ -195,6 +199,15 @@ export class AgentClient implements LedgerClient {
       };
     }
     throw toError(a);
+  }
+
+  async relocate(id: string, token: string): Promise<Reservation> {
+    const path = `/v1/reservations/${encodeURIComponent(id)}/relocate`;
+    return (await this.ok<{ reservation: Reservation }>('POST', path, { token })).reservation;
+  }
+
+  async instanceStatus(): Promise<InstanceStatus[]> {
+    return (await this.ok<{ instances: InstanceStatus[] }>('GET', '/v1/instances/status')).instances;
   }
 
   async renew(id: string, token: string): Promise<Reservation> {

@@ -7,7 +7,7 @@ import { DEFAULT_SOCKET } from '../agent/agent-config.js';
 import type { Config } from '../config.js';
 import type { Enforcer } from '../enforce/enforcer.js';
 import type { LedgerClient } from '../ledger/ledger-client.js';
-import { openLocalLedger } from '../ledger/open.js';
+import { openLedger } from '../ledger/open.js';
 import { AgentClient, parseAgentUrl, type AgentEndpoint } from './agent-client.js';
 
 export function chooseAgent(
@@ -27,5 +27,5 @@ export async function connectLedger(
   agent: AgentEndpoint | undefined,
   enforcer?: Enforcer,
 ): Promise<LedgerClient> {
-  return agent ? new AgentClient(agent) : openLocalLedger(config, enforcer);
+  return agent ? new AgentClient(agent) : openLedger(config, enforcer);
 }

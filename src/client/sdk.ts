@@ -9,14 +9,22 @@
  */
 import { hostname, userInfo } from 'node:os';
 import { compileConfig } from '../config.js';
-import { LOCAL_INSTANCE } from '../host/local-instance.js';
 import { processStartTime } from '../host/process-identity.js';
 import type { LedgerClient } from '../ledger/ledger-client.js';
 import { chooseAgent, connectLedger } from './connect.js';
 import { RrmError } from '../model/errors.js';
 import { DEFAULT_PRIORITY, parsePriority } from '../model/priority.js';
 import { kindOf, parseQuantity } from '../model/quantity.js';
-import type { Mode, PackageRef, ReservationHandle, ReservationRequest } from '../model/reservation.js';
+import {
+  ANY_INSTANCE,
+  type Mode,
+  type PackageRef,
+  type PlacementStrategy,
+  type ReservationHandle,
+  type ReservationRequest,
+} from '../model/reservation.js';
+import { DEFAULT_STRATEGY } from '../placement/place.js';
+import { checkSelector, parseSelector } from '../placement/selector.js';
 import type { WaitStatus } from '../admission/schedule.js';
 import { acquire } from './acquire.js';
 import { LeaseKeeper } from './lease-keeper.js';
@@ -33,10 +41,17 @@ export interface ReservationInput {
   readonly timeLimitMs?: number;
   readonly preemptible?: boolean;
   readonly mayPreempt?: boolean;
+  /** An instance id, or `any` to let placement choose among the fleet's instances (default: this host's). */
+  readonly target?: string;
+  /** With `target: 'any'`: `zone=a,os=debian` or a map; values starting with `!` must differ. */
+  readonly selector?: string | Readonly<Record<string, string>>;
+  readonly strategy?: PlacementStrategy;
 }
 
 export interface SdkOptions {
   readonly stateDir?: string;
+  /** The ledger URL (see `rrm --help`); default RRM_LEDGER, else the embedded SQLite file. */
+  readonly ledger?: string;
   /** An agent to go through (unix:/path, /path or http://host:port); see chooseAgent for the default. */
   readonly agent?: string;
   readonly env?: NodeJS.ProcessEnv;
@@ -70,12 +85,21 @@ export async function requestResourceReservation(
   opts: SdkOptions = {},
 ): Promise<HeldReservation> {
   const env = opts.env ?? process.env;
-  const config = compileConfig(env, { stateDir: opts.stateDir });
+  const config = compileConfig(env, { stateDir: opts.stateDir, ledger: opts.ledger });
+  const target = input.target ?? config.instanceId;
+  if ((input.selector !== undefined || input.strategy !== undefined) && target !== ANY_INSTANCE) {
+    throw new RrmError('RRM_ERR_BAD_REQUEST', 'selector and strategy apply only with target "any"');
+  }
+  const selector =
+    typeof input.selector === 'string' ? parseSelector(input.selector) : checkSelector(input.selector ?? {});
   const request: ReservationRequest = {
     packages: input.packages ?? [],
     requests: vectorOf(input.requests, 'requests'),
     limits: input.limits ? vectorOf(input.limits, 'limits') : undefined,
-    target: LOCAL_INSTANCE,
+    target,
+    ...(target === ANY_INSTANCE
+      ? { placement: { selector, strategy: input.strategy ?? DEFAULT_STRATEGY } }
+      : {}),
     mode: input.mode ?? 'hard',
     priority:
       input.priority === undefined

@@ -44,10 +44,14 @@ export function systemReserve(capacity: ResourceVector): ResourceVector {
   };
 }
 
-export function localInstanceInit(stateDir: string): InstanceInit {
+export function localInstanceInit(
+  stateDir: string,
+  id: string = LOCAL_INSTANCE,
+  labels: Readonly<Record<string, string>> = { host: 'local' },
+): InstanceInit {
   const capacity = machineCapacity(stateDir);
   const reserve = systemReserve(capacity);
   const allocatable: Record<string, number> = {};
   for (const [k, v] of Object.entries(capacity)) allocatable[k] = Math.max(0, v - (reserve[k] ?? 0));
-  return { id: LOCAL_INSTANCE, capacity, allocatable, labels: { host: 'local' } };
+  return { id, capacity, allocatable, labels };
 }

@@ -14,14 +14,25 @@ import {
   setAllocatable,
   submit,
   waitStatus,
+  INSTANCE_DOWN_REASON,
   type Caller,
   type Reclaimed,
   type SubmitOutcome,
 } from '../admission/transitions.js';
 import type { WaitStatus } from '../admission/schedule.js';
 import type { InstanceRecord, InstanceSnapshot, LedgerEvent } from '../admission/snapshot.js';
-import { RrmError } from '../model/errors.js';
-import { isActive, type Reservation, type ReservationRequest } from '../model/reservation.js';
+import { isRrmError, RrmError } from '../model/errors.js';
+import {
+  ANY_INSTANCE,
+  isActive,
+  requestOf,
+  type PlacementSpec,
+  type Reservation,
+  type ReservationRequest,
+} from '../model/reservation.js';
+import { DEFAULT_STRATEGY, rankInstances, type Candidate, type Fit } from '../placement/place.js';
+import { formatSelector } from '../placement/selector.js';
+import { instanceStatus, type InstanceStatus } from '../placement/instance-status.js';
 import type { ResourceVector } from '../model/vector.js';
 import type { EventFilter, InstanceInit, ListFilter, Store, StoredEvent } from './ledger.js';
 import type { LedgerClient, ReleaseOptions, ReleaseWho } from './ledger-client.js';
@@ -49,6 +60,18 @@ export interface Reserved {
 export interface ReserveOptions {
   readonly token?: string;
   readonly admit?: (snap: InstanceSnapshot) => void;
+}
+
+/** Placement rounds before the best candidate is taken as it is. */
+const PLACEMENT_ROUNDS = 3;
+const FIT_RANK: Readonly<Record<Fit, number>> = { grant: 0, preempt: 1, wait: 2, never: 3 };
+/** Thrown inside a placement transaction whose outcome would be worse than ranked: nothing is written. */
+const RACE_LOST = new Error('placement: another writer changed the instance first');
+
+function fitOf(o: SubmitOutcome): Fit {
+  if (o.kind === 'granted') return 'grant';
+  if (o.kind === 'queued') return o.status.victims.length > 0 ? 'preempt' : 'wait';
+  return 'never';
 }
 
 export function hashToken(token: string): string {
@@ -102,6 +125,7 @@ export class CoreLedger implements LedgerClient {
       const prior = await this.store.byIdempotencyKey(request.idempotencyKey);
       if (prior) return this.replay(prior, token);
     }
+    if (request.target === ANY_INSTANCE) return this.place(request, token, opts.admit);
     await this.sweep(request.target);
     const id = newReservationId();
     try {
@@ -119,6 +143,106 @@ export class CoreLedger implements LedgerClient {
       if (prior) return this.replay(prior, token);
       throw e;
     }
+  }
+
+  /**
+   * `target: any`: rank every instance (src/placement), then submit on the best. A submission that
+   * would now do worse than the ranking promised (another writer got there first) is not
+   * committed; the next candidate is tried, and after a few rounds the best is taken as it is.
+   */
+  private async place(
+    request: ReservationRequest,
+    token: string,
+    admit: ReserveOptions['admit'],
+    exclude: ReadonlySet<string> = new Set(),
+    only: Fit = 'wait',
+  ): Promise<Reserved> {
+    const spec: PlacementSpec = request.placement ?? { selector: {}, strategy: DEFAULT_STRATEGY };
+    const tokenHash = hashToken(token);
+    const ask = (c: Candidate, accept: Fit): Promise<SubmitOutcome | undefined> => {
+      const id = newReservationId();
+      return this.store
+        .transact(c.instance, (snap) => {
+          admit?.(snap);
+          const step = submit(
+            snap,
+            { id, tokenHash, request: { ...request, target: c.instance, placement: spec } },
+            this.env.now(),
+          );
+          if (FIT_RANK[fitOf(step.outcome)] > FIT_RANK[accept]) throw RACE_LOST;
+          return { transition: step, result: step.outcome };
+        })
+        .catch((e: unknown) => {
+          if (e === RACE_LOST) return undefined;
+          throw e;
+        });
+    };
+    let best: Candidate | undefined;
+    for (let round = 0; round < PLACEMENT_ROUNDS; round++) {
+      const snaps = await this.store.snapshots();
+      for (const s of snaps) if (s.down && s.reservations.length > 0) await this.sweep(s.instance.id);
+      const ranking = rankInstances(snaps, request, spec, this.env.now(), exclude);
+      best = ranking.candidates[0] ?? ranking.never[0];
+      if (!best) {
+        const why = ranking.excluded.map(
+          (x) => `${x.instance} (${x.why === 'down' ? 'down' : 'labels differ'})`,
+        );
+        const sel = formatSelector(spec.selector);
+        throw new RrmError(
+          'RRM_ERR_NO_INSTANCE',
+          `no instance is up${sel ? ` with labels ${sel}` : ''}${why.length ? `: ${why.join(', ')}` : ''}`,
+          { selector: spec.selector, excluded: ranking.excluded },
+        );
+      }
+      if (ranking.candidates.length === 0) break; // it can never fit anywhere: rejected below
+      const tries = ranking.candidates.filter(
+        (c) => FIT_RANK[c.fit] <= FIT_RANK[only] && !(c.fit === 'wait' && request.waitMs === 0),
+      );
+      if (tries.length === 0) break;
+      for (const c of tries) {
+        const outcome = await ask(c, c.fit);
+        if (outcome) return { outcome, token };
+      }
+      // Every candidate changed under us: rank again on fresh snapshots.
+    }
+    if (only !== 'wait') throw RACE_LOST;
+    // Nothing better held: take the best as it now is (queued, fail-fast rejection, or unsatisfiable).
+    const outcome = await ask(best as Candidate, 'never');
+    return { outcome: outcome as SubmitOutcome, token };
+  }
+
+  /**
+   * A placed waiter looks for a better place: if another instance would grant it now, it is
+   * granted there and its queued place is given up; if its instance went down, it is placed
+   * again. Returns the reservation that now stands for the request (the same one if nothing moved).
+   */
+  async relocate(id: string, token: string): Promise<Reservation> {
+    const r = await this.mustGet(id);
+    if (r.tokenHash !== hashToken(token)) {
+      throw new RrmError('RRM_ERR_NOT_HOLDER', `reservation ${id} is held by someone else`, { id });
+    }
+    if (!r.placement) return r;
+    const request = requestOf(r, this.env.now());
+    if (r.state === 'expired' && r.reason === INSTANCE_DOWN_REASON) {
+      const { outcome } = await this.place(request, token, undefined, new Set([r.instance]));
+      return outcome.reservation;
+    }
+    if (r.state !== 'queued') return r;
+    let moved: Reserved;
+    try {
+      moved = await this.place(request, token, undefined, new Set([r.instance]), 'grant');
+    } catch (e) {
+      if (e === RACE_LOST || (isRrmError(e) && e.code === 'RRM_ERR_NO_INSTANCE')) return r;
+      throw e;
+    }
+    const there = moved.outcome.reservation;
+    await this.release(id, { token }, { reason: `placed on ${there.instance} instead` });
+    return there;
+  }
+
+  /** Every instance with what is granted and free, and whether its agent is up. */
+  async instanceStatus(): Promise<InstanceStatus[]> {
+    return (await this.store.snapshots()).map(instanceStatus);
   }
 
   private async replay(prior: Reservation, token: string): Promise<Reserved> {
@@ -238,7 +362,10 @@ export class CoreLedger implements LedgerClient {
     const policy = { deadHolders: this.deadHolders(snap), forceAfterMs: this.env.forceAfterMs };
     const due = findReclaimable(snap, policy, this.env.now());
     if (due.length === 0) return [];
-    await Promise.all(due.map((c) => this.env.reclaimWork(c)));
+    // Work runs on the holder's host: only there can its process group and cgroup be stopped.
+    await Promise.all(
+      due.filter((c) => c.reservation.holder.host === this.env.hostname).map((c) => this.env.reclaimWork(c)),
+    );
     const stopped = new Set(due.map((c) => c.reservation.id));
     return this.store.transact(instanceId, (fresh) => {
       const now = this.env.now();

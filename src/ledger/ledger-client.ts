@@ -8,6 +8,7 @@ import type { InstanceRecord } from '../admission/snapshot.js';
 import type { Reservation, ReservationRequest } from '../model/reservation.js';
 import type { ResourceVector } from '../model/vector.js';
 import type { Reserved } from './core-ledger.js';
+import type { InstanceStatus } from '../placement/instance-status.js';
 import type { EventFilter, ListFilter, StoredEvent } from './ledger.js';
 
 export interface ReleaseWho {
@@ -32,6 +33,10 @@ export interface LedgerClient {
     by: string,
   ): Promise<InstanceRecord>;
   reserve(request: ReservationRequest, opts?: { readonly token?: string }): Promise<Reserved>;
+  /** A placed waiter (`target: any`) moves where it is granted now, or is placed again if its instance went down. */
+  relocate(id: string, token: string): Promise<Reservation>;
+  /** Every instance with what is granted and free, and whether its agent is up. */
+  instanceStatus(): Promise<InstanceStatus[]>;
   renew(id: string, token: string): Promise<Reservation>;
   setProcessGroup(id: string, token: string, pgid: number): Promise<Reservation>;
   acknowledgePause(id: string, token: string): Promise<Reservation>;

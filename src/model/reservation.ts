@@ -131,3 +131,30 @@ export interface ReservationHandle {
   readonly leaseExpiresAt: number;
   readonly deadline?: number;
 }
+
+/**
+ * The request that asks again for what `r` asked for (a rerun after an agent restart, or a placed
+ * waiter moving to another instance): same resources, priority, policy and holder; the remaining
+ * wait if it had a limit. The idempotency key stays with the original.
+ */
+export function requestOf(r: Reservation, now: number): ReservationRequest {
+  return {
+    packages: r.packages,
+    command: r.command,
+    requests: r.requests,
+    limits: r.limits,
+    target: r.placement ? ANY_INSTANCE : r.instance,
+    ...(r.placement ? { placement: r.placement } : {}),
+    mode: r.mode,
+    priority: r.priority,
+    timeLimitMs: r.timeLimitMs,
+    waitMs: r.waitDeadline !== undefined ? Math.max(1, r.waitDeadline - now) : undefined,
+    preemptible: r.preemptible,
+    mayPreempt: r.mayPreempt,
+    onPreempt: r.onPreempt,
+    leaseMs: r.leaseMs,
+    holder: r.holder,
+    retryOf: r.retryOf,
+    attempt: r.attempt,
+  };
+}

@@ -87,7 +87,11 @@ export function classify(
 ): Candidate {
   const probe = submit(
     snap,
-    { id: '\u0000probe', tokenHash: '', request: { ...request, target: snap.instance.id, waitMs: undefined } },
+    {
+      id: '\u0000probe',
+      tokenHash: '',
+      request: { ...request, target: snap.instance.id, waitMs: undefined },
+    },
     now,
   ).outcome;
   const base = {
@@ -149,7 +153,8 @@ export function rankInstances(
     const id = snap.instance.id;
     if (exclude.has(id)) continue;
     if (snap.down) excluded.push({ instance: id, why: 'down' });
-    else if (!matchesSelector(snap.instance.labels, spec.selector)) excluded.push({ instance: id, why: 'labels' });
+    else if (!matchesSelector(snap.instance.labels, spec.selector))
+      excluded.push({ instance: id, why: 'labels' });
     else all.push(classify(snap, request, spec.strategy, now));
   }
   const of = (fit: Fit): Candidate[] => all.filter((c) => c.fit === fit);

@@ -6,7 +6,6 @@
  */
 import type { FastifyPluginAsync } from 'fastify';
 import { RrmError, isRrmError } from '../../model/errors.js';
-import { LOCAL_INSTANCE } from '../../host/local-instance.js';
 import type { ReservationRequest } from '../../model/reservation.js';
 import type { InstallHooks, InstallOutcome } from '../../runner/run-install.js';
 import { caller, type AgentDeps } from '../app.js';
@@ -37,9 +36,15 @@ export const installRoutes: FastifyPluginAsync<{ deps: AgentDeps }> = async (app
           `${who.name} may not run installs on the agent (admins only)`,
         );
       const request = {
-        ...toRequest(req.body, who, { target: LOCAL_INSTANCE, leaseMs: 30_000 }),
+        ...toRequest(req.body, who, { target: deps.instanceId, leaseMs: 30_000 }),
         holder: { host: deps.hostname, pid: process.pid, startTime: deps.startTime, owner: who.name },
       };
+      if (request.target !== deps.instanceId) {
+        throw new RrmError(
+          'RRM_ERR_BAD_REQUEST',
+          `installs run on this agent's instance ${deps.instanceId}; reserve with target ${JSON.stringify(request.target)} through /v1/reservations and run the install where it was granted`,
+        );
+      }
       checkPriority(who, request.priority, deps.config.policy);
       const active = await deps.ledger.list({ states: ['granted', 'queued'], limit: 100_000 });
       checkQuota(active, who.name, request.requests, deps.config.policy);

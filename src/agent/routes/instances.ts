@@ -19,6 +19,16 @@ export const instanceRoutes: FastifyPluginAsync<{ deps: AgentDeps }> = async (ap
     enforcement: deps.enforcer.report,
   }));
 
+  app.get(
+    '/v1/instances/status',
+    {
+      config: {
+        summary: 'Every instance: up or down, its agent, what is granted and free, grants and waiters.',
+      },
+    },
+    async () => ({ instances: await ledger.instanceStatus() }),
+  );
+
   app.put<{
     Params: { id: string };
     Body: { allocatable: Record<string, number | string>; capacity?: Record<string, number | string> };

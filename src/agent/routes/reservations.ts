@@ -3,7 +3,6 @@ import { createHmac } from 'node:crypto';
 import type { FastifyPluginAsync } from 'fastify';
 import { isActive, type Reservation } from '../../model/reservation.js';
 import { RrmError } from '../../model/errors.js';
-import { LOCAL_INSTANCE } from '../../host/local-instance.js';
 import { caller, type AgentDeps } from '../app.js';
 import { checkPriority, checkQuota } from '../policy.js';
 import { toRequest, type ReservationBody } from '../request-body.js';
@@ -82,7 +81,7 @@ export const reservationRoutes: FastifyPluginAsync<{ deps: AgentDeps }> = async 
     async (req, reply) => {
       const stop = deps.metrics.admissionSeconds.startTimer();
       const who = caller(req);
-      const request = toRequest(req.body, who, { target: LOCAL_INSTANCE, leaseMs: 30_000 });
+      const request = toRequest(req.body, who, { target: deps.instanceId, leaseMs: 30_000 });
       checkPriority(who, request.priority, config.policy);
       const { outcome, token } = await ledger.reserve(request, {
         token: tokenFor(request.idempotencyKey),
@@ -164,6 +163,20 @@ export const reservationRoutes: FastifyPluginAsync<{ deps: AgentDeps }> = async 
         ...(r.state === 'queued' ? { status: await ledger.waitStatus(id) } : {}),
       };
     },
+  );
+
+  app.post<{ Params: { id: string }; Body: { token?: string } }>(
+    '/v1/reservations/:id/relocate',
+    {
+      schema: { params: params.id, body: holderBody },
+      config: {
+        summary:
+          'A placed waiter (target any) moves to an instance that grants it now, or is placed again if its instance is down (holder).',
+      },
+    },
+    async (req) => ({
+      reservation: publicView(await ledger.relocate(req.params.id, holderToken(req.body.token))),
+    }),
   );
 
   app.post<{ Params: { id: string }; Body: { token?: string } }>(

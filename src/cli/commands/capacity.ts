@@ -2,7 +2,7 @@
 import { userInfo } from 'node:os';
 import type { EnforcerReport } from '../../enforce/enforcer.js';
 import { localEnforcer } from '../../host/local-enforcer.js';
-import { LOCAL_INSTANCE, localInstanceInit } from '../../host/local-instance.js';
+import { localInstanceInit } from '../../host/local-instance.js';
 import { formatDimension } from '../../model/quantity.js';
 import { dimensionsOf, sub, sum } from '../../model/vector.js';
 import { flag, parseOptions, usageError } from '../args.js';
@@ -47,19 +47,19 @@ export async function capacityCommand(ctx: Context, args: readonly string[]): Pr
   try {
     const by = userInfo().username;
     if (action !== 'show') {
-      const current = (await ledger.instance(LOCAL_INSTANCE))!;
-      const fresh = localInstanceInit(config.stateDir);
+      const current = (await ledger.instance(config.instanceId))!;
+      const fresh = localInstanceInit(config.stateDir, config.instanceId, config.instanceLabels);
       const allocatable = action === 'set' ? { ...current.allocatable, ...changes } : fresh.allocatable;
       await ledger.setAllocatable(
-        LOCAL_INSTANCE,
+        config.instanceId,
         allocatable,
         action === 'set' ? current.capacity : fresh.capacity,
         by,
       );
     }
-    await ledger.sweep(LOCAL_INSTANCE);
-    const inst = (await ledger.instance(LOCAL_INSTANCE))!;
-    const active = await ledger.list({ instance: LOCAL_INSTANCE, states: ['granted', 'queued'] });
+    await ledger.sweep(config.instanceId);
+    const inst = (await ledger.instance(config.instanceId))!;
+    const active = await ledger.list({ instance: config.instanceId, states: ['granted', 'queued'] });
     const grantedSum = sum(active.filter((r) => r.state === 'granted').map((r) => r.requests));
     const free = sub(inst.allocatable, grantedSum);
     const queued = active.filter((r) => r.state === 'queued').length;

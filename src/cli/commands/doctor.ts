@@ -1,6 +1,5 @@
 /** `rrm doctor`: which enforcement driver is in use and why, the ledger's state, and leftover cgroups (removed). */
 import { localEnforcer } from '../../host/local-enforcer.js';
-import { LOCAL_INSTANCE } from '../../host/local-instance.js';
 import { flag, parseOptions } from '../args.js';
 import { COMMON_OPTIONS, type Context } from '../context.js';
 import { printJson } from '../output.js';
@@ -24,7 +23,7 @@ export async function doctorCommand(ctx: Context, args: readonly string[]): Prom
   const enforcer = localEnforcer(config);
   const ledger = await ctx.ledger(config, enforcer, values);
   try {
-    await ledger.sweep(LOCAL_INSTANCE);
+    await ledger.sweep(config.instanceId);
     const active = await ledger.list({ states: ['granted', 'queued'] });
     const owned = new Set(active.filter((r) => r.state === 'granted').map((r) => r.id));
     const leftovers = enforcer.list().filter((id) => !owned.has(id));

@@ -1,6 +1,5 @@
 /** `rrm list`: grants and the queue (queue in the order it will be served). */
 import { inQueueOrder } from '../../admission/queue-order.js';
-import { LOCAL_INSTANCE } from '../../host/local-instance.js';
 import { flag, parseOptions, positiveInt, str } from '../args.js';
 import { COMMON_OPTIONS, type Context } from '../context.js';
 import { printJson, RESERVATION_HEADER, reservationRow, table } from '../output.js';
@@ -27,7 +26,7 @@ export async function listCommand(ctx: Context, args: readonly string[]): Promis
   const config = ctx.config(values);
   const ledger = await ctx.ledger(config, undefined, values);
   try {
-    await ledger.sweep(LOCAL_INSTANCE);
+    await ledger.sweep(config.instanceId);
     const active = await ledger.list({ states: ['granted', 'queued'] });
     const granted = active
       .filter((r) => r.state === 'granted')

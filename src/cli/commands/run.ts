@@ -9,7 +9,6 @@ import { RrmError } from '../../model/errors.js';
 import { localEnforcer } from '../../host/local-enforcer.js';
 import { DEFAULT_PRIORITY, parsePriority } from '../../model/priority.js';
 import type { Mode, OnPreempt, ReservationRequest } from '../../model/reservation.js';
-import { LOCAL_INSTANCE } from '../../host/local-instance.js';
 import { processStartTime } from '../../host/process-identity.js';
 import { resolveContext, resolveInstallProfile } from '../../profiles/resolve.js';
 import { HistoryStore, sampleFromRun } from '../../profiles/history.js';
@@ -90,6 +89,8 @@ const OPTIONS: OptionSpec = {
 
 export interface RunPlan {
   readonly command: string[];
+  /** This host's instance, once the config is known. */
+  readonly target?: string;
   readonly flags: Record<string, number>;
   readonly limits: Record<string, number>;
   readonly mode: Mode;
@@ -119,9 +120,6 @@ export function parseRun(
   const onPreempt = str(values, 'on-preempt') ?? 'requeue';
   if (onPreempt !== 'requeue' && onPreempt !== 'fail' && onPreempt !== 'pause')
     throw usageError(`--on-preempt: ${JSON.stringify(onPreempt)} is not requeue, fail or pause`);
-  const target = str(values, 'target') ?? LOCAL_INSTANCE;
-  if (target !== LOCAL_INSTANCE)
-    throw usageError(`--target: ${JSON.stringify(target)}: only "local" is available without a fleet ledger`);
   if (flag(values, 'no-wait') && str(values, 'wait') !== undefined)
     throw usageError('--wait and --no-wait cannot be used together');
   const waitText = str(values, 'wait');
@@ -153,13 +151,22 @@ export function parseRun(
   return { plan, values };
 }
 
+/** The command runs here, so the reservation must be on this host's instance. */
+function checkTarget(target: string | undefined, config: Config): string {
+  if (target === undefined || target === config.instanceId) return config.instanceId;
+  throw usageError(
+    `--target ${JSON.stringify(target)}: rrm run runs the command on this host, whose instance is ${config.instanceId}; ` +
+      'to place work on any instance of a fleet, reserve with target "any" through the SDK or POST /v1/reservations and run it where it was granted',
+  );
+}
+
 function buildRequest(plan: RunPlan, profile: ResourceProfile, leaseMs: number): ReservationRequest {
   return {
     packages: [],
     command: plan.command,
     requests: profile.requests,
     limits: profile.limits && Object.keys(profile.limits).length ? profile.limits : undefined,
-    target: LOCAL_INSTANCE,
+    target: plan.target as string,
     mode: plan.mode,
     priority: plan.priority,
     timeLimitMs: plan.timeLimitMs,
@@ -183,8 +190,10 @@ export async function runCommand(ctx: Context, args: readonly string[]): Promise
     ctx.io.out(RUN_HELP);
     return 0;
   }
-  const { plan, values } = parsed;
+  let { plan } = parsed;
+  const { values } = parsed;
   const config = ctx.config(values as never);
+  plan = { ...plan, target: checkTarget(str(values as never, 'target'), config) };
   const say = (event: string, text: string, data: Record<string, unknown> = {}): void => {
     if (plan.json) ctx.io.err(`${JSON.stringify({ event, ...data })}\n`);
     else if (!plan.quiet) ctx.io.err(`rrm: ${text}\n`);

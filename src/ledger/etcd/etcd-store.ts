@@ -295,9 +295,9 @@ export class EtcdStore implements Store {
       this.client.kv.txn(
         {
           compare: [],
-          success: [k.instancesPrefix(), k.activeAllPrefix(), k.agentsPrefix(), k.alivePrefix()].map(
-            (p) => ({ request_range: rangeOf(p) }),
-          ),
+          success: [k.instancesPrefix(), k.activeAllPrefix(), k.agentsPrefix(), k.alivePrefix()].map((p) => ({
+            request_range: rangeOf(p),
+          })),
           failure: [],
         },
         o,
@@ -977,7 +977,10 @@ function keyTail(kv: IKeyValue, prefix: string): string {
 }
 
 /** Registered and not alive: down. Never registered: managed by no agent, so never down. */
-function presence(agent: AgentPresence | undefined, alive: boolean): Pick<InstanceSnapshot, 'down' | 'agent'> {
+function presence(
+  agent: AgentPresence | undefined,
+  alive: boolean,
+): Pick<InstanceSnapshot, 'down' | 'agent'> {
   if (!agent) return {};
   return alive ? { agent } : { agent, down: true };
 }

@@ -57,7 +57,10 @@ export class SqliteStore implements Store {
   private readonly db: Database.Database;
   private readonly watchers = new Set<() => void>();
   private fsWatcher: FSWatcher | undefined;
-  private readonly snapshotCache = new Map<string, { revision: number; reservations: readonly Reservation[] }>();
+  private readonly snapshotCache = new Map<
+    string,
+    { revision: number; reservations: readonly Reservation[] }
+  >();
   private notifyFd: number | undefined;
 
   constructor(
