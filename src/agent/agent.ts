@@ -89,7 +89,7 @@ export async function startAgent(
   const log = pino({ level: config.logLevel, base: { service: 'rrm-agent' } });
   mkdirSync(config.stateDir, { recursive: true });
   const enforcer = localEnforcer(ledgerConfig);
-  const ledger = await openLedger(ledgerConfig, enforcer);
+  const ledger = await openLedger(ledgerConfig, enforcer, { createInstance: true });
   const me: AgentRecord = { pid: process.pid, startTime: processStartTime(process.pid) };
   const recordFile = join(config.stateDir, 'agent-process.json');
   const previous = existsSync(recordFile)

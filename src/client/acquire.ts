@@ -7,7 +7,12 @@ import { INSTANCE_DOWN_REASON } from '../admission/transitions.js';
 import type { LedgerClient } from '../ledger/ledger-client.js';
 import { RrmError } from '../model/errors.js';
 import { formatDimension } from '../model/quantity.js';
-import type { Reservation, ReservationHandle, ReservationRequest } from '../model/reservation.js';
+import {
+  ANY_INSTANCE,
+  type Reservation,
+  type ReservationHandle,
+  type ReservationRequest,
+} from '../model/reservation.js';
 import type { Shortfall } from '../model/vector.js';
 
 export interface AcquireOptions {
@@ -46,6 +51,11 @@ export function describeShortfall(short: readonly Shortfall[]): string {
     .join(', ');
 }
 
+/** Where a rejected request was tried: its instance, or the best of the fleet for `target: any`. */
+function where(request: ReservationRequest, r: Reservation): string {
+  return request.target === ANY_INSTANCE ? `any instance (best: ${r.instance})` : request.target;
+}
+
 export async function acquire(
   ledger: LedgerClient,
   request: ReservationRequest,
@@ -62,9 +72,11 @@ export async function acquire(
       : '';
     throw new RrmError(
       outcome.code,
-      outcome.code === 'RRM_ERR_UNSATISFIABLE'
-        ? `the request can never fit on ${request.target}: ${what}`
-        : `no capacity now on ${request.target}: ${what}${ahead}`,
+      outcome.code === 'RRM_ERR_INSTANCE_DOWN'
+        ? `instance ${outcome.reservation.instance} is down: its agent's lease lapsed`
+        : outcome.code === 'RRM_ERR_UNSATISFIABLE'
+          ? `the request can never fit on ${where(request, outcome.reservation)}: ${what}`
+          : `no capacity now on ${where(request, outcome.reservation)}: ${what}${ahead}`,
       { id: outcome.reservation.id, shortfall: outcome.shortfall, ahead: outcome.ahead },
     );
   }

@@ -65,8 +65,14 @@ export interface ReserveOptions {
 /** Placement rounds before the best candidate is taken as it is. */
 const PLACEMENT_ROUNDS = 3;
 const FIT_RANK: Readonly<Record<Fit, number>> = { grant: 0, preempt: 1, wait: 2, never: 3 };
-/** Thrown inside a placement transaction whose outcome would be worse than ranked: nothing is written. */
-const RACE_LOST = new Error('placement: another writer changed the instance first');
+/**
+ * Thrown inside a placement transaction whose outcome would be worse than ranked: nothing is
+ * written (stores pass an RrmError from `decide` through unchanged) and the next candidate is tried.
+ */
+const RACE_LOST = new RrmError(
+  'RRM_ERR_LEDGER',
+  'placement: other writers kept changing the instances first',
+);
 
 function fitOf(o: SubmitOutcome): Fit {
   if (o.kind === 'granted') return 'grant';
@@ -181,7 +187,14 @@ export class CoreLedger implements LedgerClient {
     for (let round = 0; round < PLACEMENT_ROUNDS; round++) {
       const snaps = await this.store.snapshots();
       for (const s of snaps) if (s.down && s.reservations.length > 0) await this.sweep(s.instance.id);
-      const ranking = rankInstances(snaps, request, spec, this.env.now(), exclude);
+      const ranking = rankInstances(
+        snaps,
+        request,
+        spec,
+        this.env.now(),
+        exclude,
+        randomBytes(6).toString('hex'),
+      );
       best = ranking.candidates[0] ?? ranking.never[0];
       if (!best) {
         const why = ranking.excluded.map(
@@ -374,6 +387,10 @@ export class CoreLedger implements LedgerClient {
         { ...policy, deadHolders: this.deadHolders(fresh) },
         now,
       ).filter((c) => stopped.has(c.reservation.id));
+      // Nothing of it is due on this state: say so with an empty transition, so a store deciding
+      // on a cached state reads the current one before concluding there is nothing to do.
+      if (reclaimed.length === 0)
+        return { transition: { instance: fresh.instance, upserts: [], events: [] }, result: [] };
       const step = reap(fresh, reclaimed, now);
       return { transition: step, result: step.outcome };
     });

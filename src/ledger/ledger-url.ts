@@ -55,12 +55,20 @@ export function parseLedgerUrl(
     return `${tls ? 'https' : 'http'}://${hm[1]}:${port}`;
   });
   const prefix = path === undefined || path === '/' ? '/rrm/' : path.endsWith('/') ? path : `${path}/`;
-  const username = user !== undefined ? decodeURIComponent(user) : env.RRM_ETCD_USER;
-  const pass = password !== undefined ? decodeURIComponent(password) : env.RRM_ETCD_PASSWORD;
+  const decode = (s: string): string => {
+    try {
+      return decodeURIComponent(s);
+    } catch {
+      throw bad(text, 'the user or password is not valid percent-encoding');
+    }
+  };
+  const set = (v: string | undefined): string | undefined => (v === '' ? undefined : v);
+  const username = user !== undefined ? decode(user) : set(env.RRM_ETCD_USER);
+  const pass = password !== undefined ? decode(password) : set(env.RRM_ETCD_PASSWORD);
   if ((username === undefined) !== (pass === undefined)) {
     throw bad(text, 'etcd authentication needs both a user and a password');
   }
-  const files = { ca: env.RRM_ETCD_CA, cert: env.RRM_ETCD_CERT, key: env.RRM_ETCD_KEY };
+  const files = { ca: set(env.RRM_ETCD_CA), cert: set(env.RRM_ETCD_CERT), key: set(env.RRM_ETCD_KEY) };
   if (!tls && (files.ca || files.cert || files.key)) {
     throw bad(text, 'RRM_ETCD_CA/CERT/KEY are set: use etcds:// for TLS');
   }

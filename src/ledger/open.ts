@@ -40,9 +40,14 @@ async function openEtcdStore(spec: EtcdLedgerSpec): Promise<Store> {
   });
 }
 
+/**
+ * The embedded ledger creates this host's instance on first use. On a fleet ledger only the
+ * agent does (`createInstance`), so a command run on a host without an agent adds nothing.
+ */
 export async function openLedger(
   config: Config,
   enforcer: Enforcer = localEnforcer(config),
+  opts: { readonly createInstance?: boolean } = {},
 ): Promise<CoreLedger> {
   const store =
     config.ledger.kind === 'sqlite'
@@ -55,6 +60,7 @@ export async function openLedger(
     reclaimWork: reclaimWith(enforcer),
     forceAfterMs: config.forceAfterMs,
   });
+  if (config.ledger.kind !== 'sqlite' && !opts.createInstance) return ledger;
   try {
     await ledger.ensureInstance(localInstanceInit(config.stateDir, config.instanceId, config.instanceLabels));
   } catch (e) {

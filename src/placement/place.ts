@@ -122,23 +122,44 @@ export function classify(
   };
 }
 
-const byScore = (a: Candidate, b: Candidate): number =>
-  b.score - a.score || (a.instance < b.instance ? -1 : a.instance > b.instance ? 1 : 0);
+/** FNV-1a: a cheap, stable hash to order equal scores. */
+function hash(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193) >>> 0;
+  return h;
+}
+
+/**
+ * Best score first. Equal scores go by instance id, or, given a salt, in an order the salt
+ * shuffles (the kube-scheduler picks at random among the best), so that a crowd of requests
+ * does not pile onto the alphabetically first of many empty instances.
+ */
+function scoreOrder(salt: string | undefined): (a: Candidate, b: Candidate) => number {
+  const tie = (a: Candidate, b: Candidate): number =>
+    salt === undefined
+      ? a.instance < b.instance
+        ? -1
+        : a.instance > b.instance
+          ? 1
+          : 0
+      : hash(salt + a.instance) - hash(salt + b.instance);
+  return (a, b) => b.score - a.score || tie(a, b);
+}
 
 function comparePreemption(a: Candidate, b: Candidate): number {
   const top = (c: Candidate): number => Math.max(...c.victims.map((v) => v.priority));
   const total = (c: Candidate): number => c.victims.reduce((s, v) => s + v.priority, 0);
-  return top(a) - top(b) || a.victims.length - b.victims.length || total(a) - total(b) || byScore(a, b);
+  return top(a) - top(b) || a.victims.length - b.victims.length || total(a) - total(b);
 }
 
 function compareWait(a: Candidate, b: Candidate): number {
   const start = (c: Candidate): number => c.estimatedStart ?? Number.MAX_SAFE_INTEGER;
-  return a.ahead - b.ahead || start(a) - start(b) || byScore(a, b);
+  return a.ahead - b.ahead || start(a) - start(b);
 }
 
 /**
  * Ranks every instance for `request`. `down` is read off the snapshots; `exclude` removes instances
- * the caller already holds a place on (a waiter looking to move).
+ * the caller already holds a place on (a waiter looking to move); `salt` shuffles equal scores.
  */
 export function rankInstances(
   snaps: readonly InstanceSnapshot[],
@@ -146,7 +167,9 @@ export function rankInstances(
   spec: PlacementSpec,
   now: number,
   exclude: ReadonlySet<string> = new Set(),
+  salt?: string,
 ): Ranking {
+  const byScore = scoreOrder(salt);
   const excluded: Excluded[] = [];
   const all: Candidate[] = [];
   for (const snap of snaps) {
@@ -158,9 +181,13 @@ export function rankInstances(
     else all.push(classify(snap, request, spec.strategy, now));
   }
   const of = (fit: Fit): Candidate[] => all.filter((c) => c.fit === fit);
-  const preempt = of('preempt').sort(comparePreemption);
+  const preempt = of('preempt').sort((a, b) => comparePreemption(a, b) || byScore(a, b));
   return {
-    candidates: [...of('grant').sort(byScore), ...preempt.slice(0, 1), ...of('wait').sort(compareWait)],
+    candidates: [
+      ...of('grant').sort(byScore),
+      ...preempt.slice(0, 1),
+      ...of('wait').sort((a, b) => compareWait(a, b) || byScore(a, b)),
+    ],
     never: of('never').sort(byScore),
     excluded,
   };

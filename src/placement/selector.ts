@@ -22,7 +22,7 @@ export function parseSelector(text: string): Record<string, string> {
     const [, key, op, value] = m as unknown as [string, string, string, string];
     if (!LABEL.test(key)) throw bad(text, `${JSON.stringify(key)} is not a valid label key`);
     if (!VALUE.test(value)) throw bad(text, `${JSON.stringify(value)} is not a valid label value`);
-    if (key in out) throw bad(text, `label ${key} appears twice`);
+    if (Object.hasOwn(out, key)) throw bad(text, `label ${key} appears twice`);
     out[key] = op === '!=' ? `!${value}` : value;
   }
   return out;

@@ -60,6 +60,12 @@ export async function startTestAgent(extra: Record<string, unknown> = {}): Promi
   };
 }
 
+/** Agents still running when a test file ends (a failed assertion skipped its cleanup) are killed. */
+const spawned = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const c of spawned) c.kill('SIGKILL');
+});
+
 export interface AgentProcess {
   readonly child: ChildProcess;
   readonly url: string;
@@ -72,21 +78,30 @@ export async function spawnAgent(
   dir: string,
   port = 0,
   extra: Record<string, unknown> = {},
+  env: NodeJS.ProcessEnv = {},
 ): Promise<AgentProcess> {
   const config = agentConfigFile(dir, { listen: `127.0.0.1:${port}`, ...extra });
   const child = spawn(process.execPath, [RRM, 'agent', '--config', config], {
-    env: { ...process.env, RRM_STATE_DIR: dir },
+    env: { ...process.env, RRM_STATE_DIR: dir, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  spawned.add(child);
+  child.once('exit', () => spawned.delete(child));
   let err = '';
   child.stderr?.on('data', (d) => (err += d));
   child.stdout?.on('data', () => undefined);
-  const url = await waitFor(
-    'agent listening',
-    () => /listening on (http:\/\/[\d.]+:\d+)/.exec(err)?.[1],
-    15_000,
-  );
-  await waitFor('agent socket', () => (existsSync(join(dir, 'agent.sock')) ? true : undefined));
+  let url: string;
+  try {
+    url = await waitFor(
+      'agent listening',
+      () => /listening on (http:\/\/[\d.]+:\d+)/.exec(err)?.[1],
+      30_000,
+    );
+    await waitFor('agent socket', () => (existsSync(join(dir, 'agent.sock')) ? true : undefined));
+  } catch (e) {
+    child.kill('SIGKILL');
+    throw new Error(`${(e as Error).message}; agent stderr: ${err.slice(-2000)}`);
+  }
   return { child, url, socket: join(dir, 'agent.sock'), stderr: () => err };
 }
 

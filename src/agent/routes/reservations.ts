@@ -92,9 +92,11 @@ export const reservationRoutes: FastifyPluginAsync<{ deps: AgentDeps }> = async 
       if (outcome.kind === 'rejected') {
         throw new RrmError(
           outcome.code,
-          outcome.code === 'RRM_ERR_UNSATISFIABLE'
-            ? 'the request can never fit on this instance'
-            : 'no capacity now and asked not to wait',
+          outcome.code === 'RRM_ERR_INSTANCE_DOWN'
+            ? `instance ${outcome.reservation.instance} is down`
+            : outcome.code === 'RRM_ERR_UNSATISFIABLE'
+              ? `the request can never fit on ${outcome.reservation.instance}`
+              : `no capacity now on ${outcome.reservation.instance} and asked not to wait`,
           {
             id: outcome.reservation.id,
             shortfall: outcome.shortfall,

@@ -148,6 +148,10 @@ interface SnapshotRead {
   readonly snap: InstanceSnapshot | undefined;
   /** Commit markers read along, by instance revision. */
   readonly markers: ReadonlyMap<number, string>;
+  /** The instance has an agent registration: commits compare its alive key (see commitRequest). */
+  readonly managed?: boolean;
+  /** create_revision of the alive key as read; '0' when absent (down). */
+  readonly aliveCreate?: string;
 }
 
 interface Attempt<T> {
@@ -595,7 +599,7 @@ export class EtcdStore implements Store {
       const markerRevs = unknownRevisions([...unknown, attempt]);
       const { request, idempotencyChecks } = this.commitRequest(
         snap,
-        kv,
+        read,
         transition,
         attempt,
         markerRevs,
@@ -615,7 +619,7 @@ export class EtcdStore implements Store {
       }
       if (res.succeeded) {
         this.counters.commits++;
-        this.remember(instanceId, kv, snap, transition, attempt.rev, res.header.revision);
+        this.remember(instanceId, read, transition, attempt.rev, res.header.revision);
         return result;
       }
 
@@ -628,7 +632,7 @@ export class EtcdStore implements Store {
         this.counters.commits++;
         return result;
       }
-      if (after.kv && after.kv.mod_revision === kv.mod_revision) {
+      if (after.kv && after.kv.mod_revision === kv.mod_revision && after.aliveCreate === read.aliveCreate) {
         // The instance did not move, so an idempotency key exists already.
         const base = 2 + markerRevs.length + PRESENCE_OPS;
         let explained = false;
@@ -679,12 +683,13 @@ export class EtcdStore implements Store {
    */
   private remember(
     instanceId: string,
-    kv: IKeyValue,
-    before: InstanceSnapshot,
+    read: SnapshotRead,
     t: Transition,
     rev: number,
     etcdRevision: string,
   ): void {
+    const before = read.snap as InstanceSnapshot;
+    const kv = read.kv as IKeyValue;
     const json = <V>(v: V): V => JSON.parse(JSON.stringify(v)) as V;
     const applied = applyTransition(before, { ...t, upserts: json(t.upserts) });
     const i = t.instance;
@@ -704,12 +709,14 @@ export class EtcdStore implements Store {
         ...presence(before.agent, !before.down),
       },
       markers: new Map(),
+      managed: read.managed,
+      aliveCreate: read.aliveCreate,
     });
   }
 
   private commitRequest(
     before: InstanceSnapshot,
-    kv: IKeyValue,
+    read: SnapshotRead,
     t: Transition,
     attempt: Attempt<unknown>,
     markerRevs: readonly number[],
@@ -718,6 +725,7 @@ export class EtcdStore implements Store {
     const k = this.keys;
     const id = before.instance.id;
     const rev = attempt.rev;
+    const kv = read.kv as IKeyValue;
     const instanceKey = k.instance(id);
     const compare: ICompare[] = [
       {
@@ -727,6 +735,16 @@ export class EtcdStore implements Store {
         mod_revision: kv.mod_revision,
       },
     ];
+    if (read.managed) {
+      // Up or down as read: a lease that lapsed (or came back) since then fails the commit, and
+      // the decision is made again on the fresh state, so nothing is granted on a down instance.
+      compare.push({
+        key: buf(k.alive(id)),
+        target: CompareTarget.Create,
+        result: CompareResult.Equal,
+        create_revision: read.aliveCreate ?? '0',
+      });
+    }
     const inst = t.instance;
     const record: StoredInstance = {
       id: inst.id,
@@ -825,9 +843,12 @@ export class EtcdStore implements Store {
       .filter((r) => r.instance === instanceId)
       .sort(snapshotOrder);
     const agentKv = responses[2 + markerRevs.length]?.response_range.kvs[0];
-    const alive = (responses[3 + markerRevs.length]?.response_range.kvs.length ?? 0) > 0;
+    const aliveKv = responses[3 + markerRevs.length]?.response_range.kvs[0];
+    const alive = aliveKv !== undefined;
     return {
       kv,
+      managed: agentKv !== undefined,
+      aliveCreate: aliveKv?.create_revision ?? '0',
       snap: {
         instance: toInstance(parse<StoredInstance>(kv)),
         reservations,
