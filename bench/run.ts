@@ -21,6 +21,7 @@ import { embeddedLedger } from './scenarios/embedded-ledger.js';
 import { installStorm } from './scenarios/install-storm.js';
 import { overhead } from './scenarios/overhead.js';
 import { fleet } from './scenarios/fleet.js';
+import { placement } from './scenarios/placement.js';
 
 /** Registered scenarios, in the order they run and appear in the doc. */
 export const SCENARIOS: readonly Scenario[] = [
@@ -30,6 +31,7 @@ export const SCENARIOS: readonly Scenario[] = [
   overhead as Scenario,
   agentScenario as Scenario,
   fleet as Scenario,
+  placement as Scenario,
 ];
 
 async function main(): Promise<number> {

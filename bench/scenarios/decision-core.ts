@@ -3,7 +3,7 @@
  * the number of active grants on the instance, each beside a plain linear scan that answers the
  * same question from the same snapshot (the floor for recomputing from a snapshot). Also the cost
  * of an admission versus the depth of the queue ahead of it.
- * Placement (target: any over many instances) is not measured: there is no src/placement yet.
+ * Placement (target: any over many instances) is measured by the placement scenario.
  */
 import { planPreemption, type Preemptor } from '../../src/admission/preemption.js';
 import type { InstanceSnapshot } from '../../src/admission/snapshot.js';

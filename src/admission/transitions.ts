@@ -210,7 +210,8 @@ export function release(snap: InstanceSnapshot, input: ReleaseInput, now: number
   } else {
     to = input.end ?? 'released';
   }
-  const ended: Reservation = { ...r, state: to, endedAt: now, reason, usage: input.usage ?? r.usage };
+  const usage = input.usage ?? r.usage;
+  const ended: Reservation = { ...r, state: to, endedAt: now, reason, ...(usage ? { usage } : {}) };
   const type =
     to === 'cancelled'
       ? 'cancelled'

@@ -34,7 +34,7 @@ import { DEFAULT_STRATEGY, rankInstances, type Candidate, type Fit } from '../pl
 import { formatSelector } from '../placement/selector.js';
 import { instanceStatus, type InstanceStatus } from '../placement/instance-status.js';
 import type { ResourceVector } from '../model/vector.js';
-import type { EventFilter, InstanceInit, ListFilter, Store, StoredEvent } from './ledger.js';
+import type { Decided, EventFilter, InstanceInit, ListFilter, Store, StoredEvent } from './ledger.js';
 import type { LedgerClient, ReleaseOptions, ReleaseWho } from './ledger-client.js';
 
 export interface LedgerEnvironment {
@@ -74,6 +74,12 @@ const RACE_LOST = new RrmError(
   'placement: other writers kept changing the instances first',
 );
 
+/** Thrown from a decision that finds something due for reclaiming: sweep, then decide again. */
+const SWEEP_FIRST = new RrmError('RRM_ERR_LEDGER', 'reservations due for reclaiming must be swept first');
+/** Sweeps one decision may ask for before it goes ahead regardless (the sweep could not end them). */
+const MAX_SWEEPS = 3;
+const RECENT_MAX = 10_000;
+
 function fitOf(o: SubmitOutcome): Fit {
   if (o.kind === 'granted') return 'grant';
   if (o.kind === 'queued') return o.status.victims.length > 0 ? 'preempt' : 'wait';
@@ -89,6 +95,9 @@ export function newReservationId(): string {
 }
 
 export class CoreLedger implements LedgerClient {
+  /** Reservation id → instance, for the reservations this process made (bounded, oldest out). */
+  private readonly recent = new Map<string, string>();
+
   constructor(
     readonly store: Store,
     private readonly env: LedgerEnvironment,
@@ -132,14 +141,14 @@ export class CoreLedger implements LedgerClient {
       if (prior) return this.replay(prior, token);
     }
     if (request.target === ANY_INSTANCE) return this.place(request, token, opts.admit);
-    await this.sweep(request.target);
     const id = newReservationId();
     try {
-      const outcome = await this.store.transact(request.target, (snap) => {
+      const outcome = await this.transactSwept(request.target, (snap) => {
         opts.admit?.(snap);
         const step = submit(snap, { id, tokenHash: hashToken(token), request }, this.env.now());
         return { transition: step, result: step.outcome };
       });
+      this.remember(outcome.reservation);
       return { outcome, token };
     } catch (e) {
       // Two submissions raced with one idempotency key: the loser answers with the winner's.
@@ -167,16 +176,19 @@ export class CoreLedger implements LedgerClient {
     const tokenHash = hashToken(token);
     const ask = (c: Candidate, accept: Fit): Promise<SubmitOutcome | undefined> => {
       const id = newReservationId();
-      return this.store
-        .transact(c.instance, (snap) => {
-          admit?.(snap);
-          const step = submit(
-            snap,
-            { id, tokenHash, request: { ...request, target: c.instance, placement: spec } },
-            this.env.now(),
-          );
-          if (FIT_RANK[fitOf(step.outcome)] > FIT_RANK[accept]) throw RACE_LOST;
-          return { transition: step, result: step.outcome };
+      return this.transactSwept(c.instance, (snap) => {
+        admit?.(snap);
+        const step = submit(
+          snap,
+          { id, tokenHash, request: { ...request, target: c.instance, placement: spec } },
+          this.env.now(),
+        );
+        if (FIT_RANK[fitOf(step.outcome)] > FIT_RANK[accept]) throw RACE_LOST;
+        return { transition: step, result: step.outcome };
+      })
+        .then((outcome) => {
+          this.remember(outcome.reservation);
+          return outcome;
         })
         .catch((e: unknown) => {
           if (e === RACE_LOST) return undefined;
@@ -308,24 +320,24 @@ export class CoreLedger implements LedgerClient {
    * Pass the token as holder, or `admin` to release someone else's.
    */
   async release(id: string, who: ReleaseWho, opts: ReleaseOptions = {}): Promise<Reservation> {
-    const r = await this.mustGet(id);
-    const caller: Caller = {
-      tokenHash: who.token ? hashToken(who.token) : undefined,
-      admin: who.admin ?? false,
-      name: who.name ?? r.holder.owner,
-    };
-    if (!caller.admin && caller.tokenHash !== r.tokenHash) {
-      throw new RrmError('RRM_ERR_NOT_HOLDER', `reservation ${id} is held by someone else`, { id });
-    }
-    if (!isActive(r.state)) return r;
-    await this.store.transact(r.instance, (snap) => {
-      if (!snap.reservations.some((x) => x.id === id)) {
-        return { transition: { instance: snap.instance, upserts: [], events: [] }, result: undefined };
-      }
-      const step = release(snap, { id, caller, ...opts }, this.env.now());
+    const tokenHash = who.token ? hashToken(who.token) : undefined;
+    const admin = who.admin ?? false;
+    const instance = this.recent.get(id) ?? (await this.mustGet(id)).instance;
+    const ended = await this.store.transact(instance, (snap) => {
+      const r = snap.reservations.find((x) => x.id === id);
+      if (!r) return { transition: { instance: snap.instance, upserts: [], events: [] }, result: undefined };
+      const caller: Caller = { tokenHash, admin, name: who.name ?? r.holder.owner };
+      const step = release(snap, { id, caller, ...opts }, this.env.now()); // refuses a stranger
       return { transition: step, result: step.outcome };
     });
-    return this.mustGet(id);
+    this.recent.delete(id);
+    if (ended) return ended;
+    // Not active any more: answer with the stored record, to its holder or an admin only.
+    const r = await this.mustGet(id);
+    if (!admin && tokenHash !== r.tokenHash) {
+      throw new RrmError('RRM_ERR_NOT_HOLDER', `reservation ${id} is held by someone else`, { id });
+    }
+    return r;
   }
 
   get(id: string): Promise<Reservation | undefined> {
@@ -398,6 +410,40 @@ export class CoreLedger implements LedgerClient {
 
   close(): Promise<void> {
     return this.store.close();
+  }
+
+  /**
+   * `transact`, but a decision on a state where something is due for reclaiming (a dead holder, a
+   * lapsed lease, a down instance…) sweeps first, since stopping that work is I/O the decision
+   * may not do, then decides again. When nothing is due (the usual case) this costs no extra read.
+   */
+  private async transactSwept<T>(
+    instanceId: string,
+    decide: (snap: InstanceSnapshot) => Decided<T>,
+  ): Promise<T> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.store.transact(instanceId, (snap) => {
+          if (attempt < MAX_SWEEPS && this.hasDue(snap)) throw SWEEP_FIRST;
+          return decide(snap);
+        });
+      } catch (e) {
+        if (e !== SWEEP_FIRST) throw e;
+        await this.sweep(instanceId);
+      }
+    }
+  }
+
+  private hasDue(snap: InstanceSnapshot): boolean {
+    const policy = { deadHolders: this.deadHolders(snap), forceAfterMs: this.env.forceAfterMs };
+    return findReclaimable(snap, policy, this.env.now()).length > 0;
+  }
+
+  /** Which instance a reservation this process made lives on, so releasing it needs no lookup. */
+  private remember(r: Reservation): void {
+    if (!isActive(r.state)) return;
+    if (this.recent.size >= RECENT_MAX) this.recent.delete(this.recent.keys().next().value as string);
+    this.recent.set(r.id, r.instance);
   }
 
   private deadHolders(snap: InstanceSnapshot): Set<string> {

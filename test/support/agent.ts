@@ -1,5 +1,6 @@
 /** A real agent for tests: in-process (startAgent) or as a child process, on a temp socket and a loopback port. */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { after } from 'node:test';
 import { mkdtempSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -60,9 +61,12 @@ export async function startTestAgent(extra: Record<string, unknown> = {}): Promi
   };
 }
 
-/** Agents still running when a test file ends (a failed assertion skipped its cleanup) are killed. */
+/**
+ * Agents still running when a test file's tests are done (a failed assertion skipped a test's
+ * cleanup) are killed, so they cannot keep the file's process alive.
+ */
 const spawned = new Set<ChildProcess>();
-process.once('exit', () => {
+after(() => {
   for (const c of spawned) c.kill('SIGKILL');
 });
 
@@ -92,11 +96,7 @@ export async function spawnAgent(
   child.stdout?.on('data', () => undefined);
   let url: string;
   try {
-    url = await waitFor(
-      'agent listening',
-      () => /listening on (http:\/\/[\d.]+:\d+)/.exec(err)?.[1],
-      30_000,
-    );
+    url = await waitFor('agent listening', () => /listening on (http:\/\/[\d.]+:\d+)/.exec(err)?.[1], 30_000);
     await waitFor('agent socket', () => (existsSync(join(dir, 'agent.sock')) ? true : undefined));
   } catch (e) {
     child.kill('SIGKILL');

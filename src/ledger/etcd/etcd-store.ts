@@ -26,7 +26,7 @@
  *
  * One process never competes with itself: its transactions on one instance queue locally
  * (KeyedQueue); optimistic retries happen only between processes. The `timeoutMs` budget starts
- * when a transaction leaves that queue.
+ * when `transact` is called, queueing included.
  *
  * Limits: one transaction must fit etcd's --max-txn-ops (default 128 operations: about 4 per
  * reservation written, 4 fixed), or it fails with RRM_ERR_LEDGER saying so. Listing all
@@ -375,7 +375,10 @@ export class EtcdStore implements Store {
 
   transact<T>(instanceId: string, decide: (snap: InstanceSnapshot) => Decided<T>): Promise<T> {
     if (this.closed) return Promise.reject(this.closedError());
-    return this.queue.run(instanceId, () => this.transactNow(instanceId, decide));
+    // The budget counts from the call: time spent queued behind this process's own transactions
+    // on the instance is part of it, so a caller hears of an unreachable cluster in time.
+    const deadline = Date.now() + this.opts.timeoutMs;
+    return this.queue.run(instanceId, () => this.transactNow(instanceId, decide, deadline));
   }
 
   async reservation(id: string): Promise<Reservation | undefined> {
@@ -501,8 +504,8 @@ export class EtcdStore implements Store {
   private async transactNow<T>(
     instanceId: string,
     decide: (snap: InstanceSnapshot) => Decided<T>,
+    deadline: number,
   ): Promise<T> {
-    const deadline = Date.now() + this.opts.timeoutMs;
     /** Attempts that may have committed without us learning it; each is settled by its marker. */
     let unknown: Attempt<T>[] = [];
     /** Idempotency keys known to point at the reservation being written (no create-compare). */
