@@ -290,6 +290,7 @@ export class EtcdStore implements Store {
     const read = await this.retrying(`cannot read instance ${instanceId}`, (o) =>
       this.readSnapshot(instanceId, [], o),
     );
+    this.keepRead(instanceId, read);
     return read.snap;
   }
 
@@ -314,7 +315,7 @@ export class EtcdStore implements Store {
       active.set(r.instance, [...(active.get(r.instance) ?? []), r]);
     }
     const agents = new Map(kvs(2).map((kv) => [keyTail(kv, k.agentsPrefix()), parse<AgentPresence>(kv)]));
-    const alive = new Set(kvs(3).map((kv) => keyTail(kv, k.alivePrefix())));
+    const alive = new Map(kvs(3).map((kv) => [keyTail(kv, k.alivePrefix()), kv.create_revision]));
     return kvs(0)
       .map((kv) => {
         const instance = toInstance(parse<StoredInstance>(kv));
@@ -323,6 +324,13 @@ export class EtcdStore implements Store {
           reservations: (active.get(instance.id) ?? []).sort(snapshotOrder),
           ...presence(agents.get(instance.id), alive.has(instance.id)),
         };
+        this.keepRead(instance.id, {
+          kv,
+          snap,
+          markers: new Map(),
+          managed: agents.has(instance.id),
+          aliveCreate: alive.get(instance.id) ?? '0',
+        });
         return snap;
       })
       .sort((a, b) => (a.instance.id < b.instance.id ? -1 : a.instance.id > b.instance.id ? 1 : 0));
@@ -684,6 +692,18 @@ export class EtcdStore implements Store {
    * it without reading first. The commit's compare still guards it; if anyone wrote meanwhile,
    * the else branch returns the current state and the decision is made again on that.
    */
+  /**
+   * A state just read becomes the basis of the next transaction on the instance (as a commit's
+   * does in `remember`), unless this store already holds a newer one: placement then commits on
+   * what it ranked without reading it again. The commit's compare guards it as always.
+   */
+  private keepRead(instanceId: string, read: SnapshotRead): void {
+    if (!read.kv || !read.snap) return;
+    const held = this.lastCommit.get(instanceId);
+    if (held?.kv && Number(held.kv.mod_revision) > Number(read.kv.mod_revision)) return;
+    this.lastCommit.set(instanceId, read);
+  }
+
   private remember(
     instanceId: string,
     read: SnapshotRead,
