@@ -10,8 +10,7 @@ import { localEnforcer } from '../src/host/local-enforcer.js';
 import { JOB, ROOT, readLog, rrm, rrmJson, start, stateDir, waitFor } from './support/cli.js';
 
 const TICKER = join(ROOT, 'test/fixtures/ticker.mjs');
-// A parent of this test run's own: `rrm doctor` removes every cgroup under its parent that its
-// ledger does not hold, so tests must not share the production parent with other ledgers.
+// A parent of this test run's own, so that nothing here meets cgroups of other runs.
 process.env.RRM_CGROUP_PARENT = `rrm-test-${process.pid}`;
 const enforcer = localEnforcer(compileConfig(process.env));
 const enforced = enforcer.report.driver !== 'none';
@@ -167,15 +166,34 @@ test(
   },
 );
 
-test('rrm doctor reports the driver and removes a leftover cgroup', { skip }, async () => {
-  const dir = stateDir();
-  const slot = await enforcer.create('rsv_doctor-leftover', { mode: 'soft', requests: { cpu: 100 } });
-  assert.ok(enforcer.list().includes(slot.id));
-  const dry = await rrmJson<{ leftovers: string[]; removed: string[] }>(dir, ['doctor', '--dry-run']);
-  assert.ok(dry.leftovers.includes(slot.id));
-  assert.deepEqual(dry.removed, []);
-  const report = await rrmJson<{ enforcement: { driver: string }; removed: string[] }>(dir, ['doctor']);
-  assert.equal(report.enforcement.driver, enforcer.report.driver);
-  assert.ok(report.removed.includes(slot.id));
-  assertNoCgroups([slot.id]);
-});
+test(
+  'rrm doctor reports the driver, removes the cgroup of an ended reservation, leaves unknown ones alone',
+  { skip },
+  async () => {
+    const dir = stateDir();
+    const ran = await rrm(dir, ['run', '--cpu', '100m', '--', 'true']);
+    assert.equal(ran.code, 0, ran.stderr);
+    const [ended] = await rrmJson<HistoryRow[]>(dir, ['history']);
+    // What a crash between the end and the cleanup leaves behind: the ended reservation's cgroup.
+    const slot = await enforcer.create(ended!.id, { mode: 'soft', requests: { cpu: 100 } });
+    // A cgroup this ledger never heard of: another state directory's, sharing the parent.
+    const stranger = await enforcer.create('rsv_doctor-foreign', { mode: 'soft', requests: { cpu: 100 } });
+    try {
+      type Report = {
+        enforcement: { driver: string };
+        leftovers: string[];
+        removed: string[];
+        foreign: string[];
+      };
+      const dry = await rrmJson<Report>(dir, ['doctor', '--dry-run']);
+      assert.deepEqual([dry.leftovers, dry.removed, dry.foreign], [[slot.id], [], [stranger.id]]);
+      const report = await rrmJson<Report>(dir, ['doctor']);
+      assert.equal(report.enforcement.driver, enforcer.report.driver);
+      assert.deepEqual([report.removed, report.foreign], [[slot.id], [stranger.id]]);
+      assertNoCgroups([slot.id]);
+      assert.ok(enforcer.list().includes(stranger.id), 'the unknown cgroup is left alone');
+    } finally {
+      await stranger.destroy();
+    }
+  },
+);

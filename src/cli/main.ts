@@ -21,7 +21,8 @@ Commands:
   agent                           run the per-instance daemon (HTTP API on a Unix socket / TCP)
   profile <mgr>:<pkg>[@v]...      what an install would reserve, and where each number comes from
   npm|pnpm|yarn|apt-get|pip ...   the same as rrm run -- <that command>; --dry-run shows the
-                                  profile and what the reservation would do, installing nothing
+                                  profile and what the reservation would do, installing nothing;
+                                  what is not an install (npm run, apt-get source) runs unreserved
 
 Global option: --agent unix:/path | /path | http://host:port talks to an rrm agent (also
 RRM_AGENT, with RRM_AGENT_TOKEN for TCP); without it the default socket /run/rrm/agent.sock is used
@@ -60,6 +61,12 @@ const COMMANDS: Readonly<Record<string, () => Promise<Handler>>> = {
 
 /** `rrm npm install sharp` is `rrm run -- npm install sharp`; `--dry-run` there is rrm's. */
 const SHORTCUTS = ['npm', 'pnpm', 'yarn', 'apt-get', 'apt', 'pip', 'pip3'];
+
+/** Whether a shortcut's argv installs anything; what does not passes through unreserved. */
+async function isInstall(argv: readonly string[]): Promise<boolean> {
+  const { parseInstall } = await import('../installers/index.js');
+  return parseInstall(argv) !== null;
+}
 
 export function shortcutArgs(name: string, rest: readonly string[]): string[] {
   const dry = rest.includes('--dry-run');
@@ -112,6 +119,11 @@ export async function main(argv: readonly string[], ctx: Context): Promise<numbe
       return 0;
     }
     if (SHORTCUTS.includes(name)) {
+      const argv = [name, ...rest];
+      if (!rest.includes('--dry-run') && !(await isInstall(argv))) {
+        const { passThrough } = await import('../runner/pass-through.js');
+        return await passThrough(argv, ctx.env);
+      }
       const run = (await import('./commands/run.js')).runCommand;
       return await run(ctx, shortcutArgs(name, rest));
     }

@@ -131,6 +131,8 @@ export interface Slot {
 }
 
 export interface ProbeOptions {
+  /** Enforcement is turned off, and this says why: the advisory driver, nothing probed. */
+  readonly disabled?: string;
   /** Where cgroup hierarchies are mounted; only mounts at or below it count. Default /sys/fs/cgroup. */
   readonly root?: string;
   /** Mount table to parse. Default /proc/self/mounts. */
@@ -179,6 +181,10 @@ export function probeEnforcer(opts: ProbeOptions = {}): Enforcer {
   }
   if (opts.ioDevice !== undefined && !/^\d+:\d+$/.test(opts.ioDevice)) {
     throw new TypeError(`ioDevice must be major:minor, got ${JSON.stringify(opts.ioDevice)}`);
+  }
+  if (opts.disabled !== undefined) {
+    const nothing = probeHost({ ...opts, mountsFile: '/dev/null' });
+    return new NoneEnforcer({ ...nothing, reason: opts.disabled }, parent);
   }
   const layout = probeHost(opts);
   if (layout.driver === 'none') return new NoneEnforcer(layout, parent);

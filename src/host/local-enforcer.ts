@@ -5,9 +5,12 @@ import { probeEnforcer, type Enforcer } from '../enforce/enforcer.js';
 import { killProcessGroup } from './process-identity.js';
 
 export function localEnforcer(config: Config): Enforcer {
-  // With enforcement off, probing an empty mount table yields the advisory driver.
   return config.enforce === 'none'
-    ? probeEnforcer({ mountsFile: '/dev/null', parent: config.cgroupParent })
+    ? probeEnforcer({
+        parent: config.cgroupParent,
+        disabled:
+          'enforcement turned off (RRM_ENFORCE=none): reservations are accounted but nothing is enforced or measured',
+      })
     : probeEnforcer({ parent: config.cgroupParent });
 }
 

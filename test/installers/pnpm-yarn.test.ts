@@ -293,21 +293,13 @@ for (const m of MANAGERS) {
       },
     );
 
-    await t.test(
-      'creates no reservation (README: non-installs "pass through unreserved")',
-      {
-        todo:
-          'src/cli/commands/run.ts reserves every command: a non-install is reserved on the rrm ' +
-          'default (1 CPU, 512Mi); only its profile is skipped',
-      },
-      async () => {
-        const history = await rrmJson<HistoryItem[]>(cwd, state, ['history']);
-        assert.deepEqual(
-          history.map((h) => h.command),
-          [],
-        );
-      },
-    );
+    await t.test('creates no reservation (README: non-installs "pass through unreserved")', async () => {
+      const history = await rrmJson<HistoryItem[]>(cwd, state, ['history']);
+      assert.deepEqual(
+        history.map((h) => h.command),
+        [],
+      );
+    });
   });
 }
 

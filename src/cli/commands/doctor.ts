@@ -7,8 +7,9 @@ import { printJson } from '../output.js';
 export const DOCTOR_HELP = `Usage: rrm doctor [--dry-run] [--json]
 
 Reports the enforcement driver in use (cgroup2, cgroup1, hybrid or none) and why, the ledger, and
-any cgroup under the rrm parent that no active reservation owns; those leftovers are killed and
-removed (with --dry-run only listed).
+the cgroups under the rrm parent: those of reservations this ledger knows have ended are leftovers,
+killed and removed (with --dry-run only listed); those this ledger does not know at all may belong
+to another ledger sharing the parent (RRM_CGROUP_PARENT), so they are listed and left alone.
 
 Options: --state-dir DIR, --json, -h/--help
 `;
@@ -26,7 +27,12 @@ export async function doctorCommand(ctx: Context, args: readonly string[]): Prom
     await ledger.sweep(config.instanceId);
     const active = await ledger.list({ states: ['granted', 'queued'] });
     const owned = new Set(active.filter((r) => r.state === 'granted').map((r) => r.id));
-    const leftovers = enforcer.list().filter((id) => !owned.has(id));
+    const leftovers: string[] = [];
+    const foreign: string[] = [];
+    for (const id of enforcer.list().filter((x) => !owned.has(x))) {
+      if (await ledger.get(id)) leftovers.push(id);
+      else foreign.push(id);
+    }
     const removed: string[] = [];
     if (!flag(values, 'dry-run')) {
       for (const id of leftovers) {
@@ -44,6 +50,7 @@ export async function doctorCommand(ctx: Context, args: readonly string[]): Prom
       enforcement: enforcer.report,
       leftovers,
       removed,
+      foreign,
     };
     if (flag(values, 'json')) printJson(ctx.io, report);
     else {
@@ -54,6 +61,8 @@ export async function doctorCommand(ctx: Context, args: readonly string[]): Prom
         ctx.io.out(
           `leftover cgroups: ${leftovers.join(', ')}${removed.length ? ` (removed ${removed.length})` : ' (not removed: --dry-run)'}\n`,
         );
+      if (foreign.length)
+        ctx.io.out(`cgroups this ledger does not know (left alone): ${foreign.join(', ')}\n`);
     }
     return 0;
   } finally {
