@@ -73,6 +73,7 @@ function totals(stores: readonly EtcdStore[]): EtcdStoreStats {
     ambiguousCommits: 0,
     recoveredCommits: 0,
     staleCache: 0,
+    batchedCommits: 0,
   };
   for (const s of stores) {
     const x = s.stats();

@@ -24,8 +24,9 @@
  *   Transient failures are retried on other members until `timeoutMs` runs out, then reported
  *   as RRM_ERR_LEDGER naming the endpoints.
  *
- * One process never competes with itself: its transactions on one instance queue locally
- * (KeyedQueue); optimistic retries happen only between processes. The `timeoutMs` budget starts
+ * One process never competes with itself: its transactions on one instance queue locally, and
+ * those that wait meanwhile are committed together as one transaction (group-commit.ts);
+ * optimistic retries happen only between processes. The `timeoutMs` budget starts
  * when `transact` is called, queueing included.
  *
  * Limits: one transaction must fit etcd's --max-txn-ops (default 128 operations: about 4 per
@@ -80,7 +81,7 @@ import type {
 } from '../ledger.js';
 import { COMMIT_MARKER_RETENTION, EtcdKeys, SEQ_PER_REVISION, padRevision, prefixEnd } from './etcd-keys.js';
 import { isTransient, ledgerError } from './etcd-errors.js';
-import { KeyedQueue } from './keyed-queue.js';
+import { compose, GroupCommitter, type Member } from './group-commit.js';
 import { faultHandling } from './member-breaker.js';
 
 export interface EtcdStoreOptions {
@@ -126,6 +127,8 @@ export interface EtcdStoreStats {
   recoveredCommits: number;
   /** Commits tried on this store's last-commit state that another process had changed meanwhile. */
   staleCache: number;
+  /** Commits that carried the decisions of several waiting transactions at once. */
+  batchedCommits: number;
 }
 
 interface StoredInstance extends InstanceRecord {
@@ -162,6 +165,12 @@ interface Attempt<T> {
 }
 
 type CallOptions = { deadline: number };
+
+/**
+ * Decisions committed together at most (see group-commit.ts): about 4 etcd operations per
+ * reservation written, so a batch stays well inside etcd's default --max-txn-ops of 128.
+ */
+const GROUP_MAX = 8;
 
 /** Reads of the agent and alive keys that follow the markers in a snapshot read. */
 const PRESENCE_OPS = 2;
@@ -205,7 +214,7 @@ export class EtcdStore implements Store {
   readonly keys: EtcdKeys;
   private readonly opts: CompiledOptions;
   private readonly client: Etcd3;
-  private readonly queue = new KeyedQueue();
+  private readonly batches = new GroupCommitter((id, batch) => this.commitBatch(id, batch), GROUP_MAX);
   private readonly listeners = new Set<() => void>();
   private watcher: Promise<Watcher | undefined> | undefined;
   private closed = false;
@@ -216,6 +225,7 @@ export class EtcdStore implements Store {
     ambiguousCommits: 0,
     recoveredCommits: 0,
     staleCache: 0,
+    batchedCommits: 0,
   };
   /** Per instance: the state this store committed last (see `remember`). */
   private readonly lastCommit = new Map<string, SnapshotRead>();
@@ -385,8 +395,7 @@ export class EtcdStore implements Store {
     if (this.closed) return Promise.reject(this.closedError());
     // The budget counts from the call: time spent queued behind this process's own transactions
     // on the instance is part of it, so a caller hears of an unreachable cluster in time.
-    const deadline = Date.now() + this.opts.timeoutMs;
-    return this.queue.run(instanceId, () => this.transactNow(instanceId, decide, deadline));
+    return this.batches.submit(instanceId, decide, Date.now() + this.opts.timeoutMs);
   }
 
   async reservation(id: string): Promise<Reservation | undefined> {
@@ -509,6 +518,46 @@ export class EtcdStore implements Store {
 
   // ---- transactions ------------------------------------------------------------------------
 
+  /**
+   * One batch of this process's transactions on an instance: alone, a plain transaction; together,
+   * one transaction of their composed decisions. If the batch fails as a whole (an idempotency key
+   * taken by another writer, a transaction too large, the cluster out of reach), each member is
+   * run again alone, so one member's trouble is only its own.
+   */
+  private async commitBatch(instanceId: string, batch: readonly Member[]): Promise<void> {
+    const alone = async (m: Member): Promise<void> => {
+      try {
+        m.resolve(await this.transactNow(instanceId, m.decide, m.deadline));
+      } catch (e) {
+        m.reject(e);
+      }
+    };
+    if (batch.length === 1) return alone(batch[0] as Member);
+    let outcomes;
+    try {
+      outcomes = await this.transactNow(
+        instanceId,
+        compose(batch.map((m) => m.decide)),
+        Math.min(...batch.map((m) => m.deadline)),
+      );
+    } catch (e) {
+      // The batch may have been applied with its reply lost: then nobody may decide again, and
+      // every member hears what a lone transaction would have said. Otherwise each runs alone.
+      if (isRrmError(e) && e.details.outcome === 'unknown') {
+        for (const m of batch) m.reject(e);
+      } else {
+        for (const m of batch) await alone(m);
+      }
+      return;
+    }
+    this.counters.batchedCommits++;
+    outcomes.forEach((o, i) => {
+      const m = batch[i] as Member;
+      if (o.ok) m.resolve(o.value);
+      else m.reject(o.error);
+    });
+  }
+
   private async transactNow<T>(
     instanceId: string,
     decide: (snap: InstanceSnapshot) => Decided<T>,
@@ -621,7 +670,12 @@ export class EtcdStore implements Store {
         res = await this.client.kv.txn(request, { deadline: this.rpcDeadline(deadline) });
       } catch (e) {
         this.lastCommit.delete(instanceId);
-        if (!isTransient(e)) throw ledgerError(e, this.opts.hosts, `transaction on ${instanceId} failed`);
+        if (!isTransient(e)) {
+          throw ledgerError(e, this.opts.hosts, `transaction on ${instanceId} failed`, {
+            instance: instanceId,
+            ...(unknown.length > 0 ? { outcome: 'unknown' } : {}),
+          });
+        }
         this.counters.ambiguousCommits++;
         unknown.push(attempt);
         lastError = e;
