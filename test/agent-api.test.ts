@@ -242,3 +242,59 @@ test('the event stream delivers transitions as they commit', async () => {
     ['queued', 'granted', 'released'],
   );
 });
+
+test('target any over the API: placed on an instance that matches, refused with a reason otherwise; the status of instances', async () => {
+  const placed = await post('/v1/reservations', {
+    requests: { cpu: 100 },
+    target: 'any',
+    selector: { host: '!nowhere' },
+    strategy: 'most-allocated',
+  });
+  assert.equal(placed.status, 201, JSON.stringify(placed.body));
+  assert.equal(placed.body.reservation.instance, 'local');
+  assert.deepEqual(placed.body.reservation.placement, {
+    selector: { host: '!nowhere' },
+    strategy: 'most-allocated',
+  });
+  // Granted already: relocating it changes nothing.
+  const same = await post(`/v1/reservations/${placed.body.reservation.id}/relocate`, {
+    token: placed.body.token,
+  });
+  assert.equal(same.status, 200);
+  assert.equal(same.body.reservation.id, placed.body.reservation.id);
+  const stranger = await post(`/v1/reservations/${placed.body.reservation.id}/relocate`, {
+    token: 'x'.repeat(20),
+  });
+  assert.equal(stranger.status, 403);
+
+  const before = await ledgerState();
+  const none = await post('/v1/reservations', {
+    requests: { cpu: 100 },
+    target: 'any',
+    selector: { zone: 'mars' },
+  });
+  assert.equal(none.status, 503);
+  assert.equal(none.body.error.code, 'RRM_ERR_NO_INSTANCE');
+  assert.match(none.body.error.message, /zone=mars.*local \(labels differ\)/);
+  const misplaced = await post('/v1/reservations', { requests: { cpu: 100 }, selector: { zone: 'a' } });
+  assert.equal(misplaced.status, 400);
+  assert.match(misplaced.body.error.message, /only with target "any"/);
+  assert.deepEqual(await ledgerState(), before, 'refusals leave the ledger unchanged');
+
+  const status = await t.agent.app.inject({
+    method: 'GET',
+    url: '/v1/instances/status',
+    headers: auth(TOKENS.alice),
+  });
+  const [local] = status.json().instances as {
+    instance: { id: string };
+    state: string;
+    grants: number;
+    granted: { cpu?: number };
+  }[];
+  assert.equal(local?.instance.id, 'local');
+  assert.equal(local?.state, 'unmanaged', 'the embedded ledger has no registration to lapse');
+  assert.ok((local?.grants ?? 0) >= 1);
+  assert.ok((local?.granted.cpu ?? 0) >= 100);
+  await post(`/v1/reservations/${placed.body.reservation.id}/release`, { token: placed.body.token });
+});

@@ -383,7 +383,13 @@ export class CoreLedger implements LedgerClient {
    */
   async sweep(instanceId: string): Promise<Reservation[]> {
     const snap = await this.store.snapshot(instanceId);
-    if (!snap) throw new RrmError('RRM_ERR_NOT_FOUND', `no instance ${instanceId}`, { instance: instanceId });
+    if (!snap) {
+      throw new RrmError(
+        'RRM_ERR_NOT_FOUND',
+        `no instance ${instanceId} in the ledger (on a fleet ledger an instance exists once its rrm agent has registered it)`,
+        { instance: instanceId },
+      );
+    }
     const policy = { deadHolders: this.deadHolders(snap), forceAfterMs: this.env.forceAfterMs };
     const due = findReclaimable(snap, policy, this.env.now());
     if (due.length === 0) return [];
