@@ -46,6 +46,7 @@ export async function capacityCommand(ctx: Context, args: readonly string[]): Pr
   const ledger = await ctx.ledger(config, undefined, values);
   try {
     const by = userInfo().username;
+    await ledger.sweep(config.instanceId); // also: no such instance (a fleet host without its agent)
     if (action !== 'show') {
       const current = (await ledger.instance(config.instanceId))!;
       const fresh = localInstanceInit(config.stateDir, config.instanceId, config.instanceLabels);

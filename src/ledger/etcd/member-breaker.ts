@@ -31,10 +31,11 @@ export const passThrough: Policy = policy(async (fn, signal) => fn({ signal }));
 export function memberBreaker(member: string, opts: { failures: number; openMs: number }): Policy {
   let consecutive = 0;
   let openUntil = 0;
+  let last = '';
   return policy(async (fn, signal) => {
     if (Date.now() < openUntil) {
       throw new MemberSkippedError(
-        `etcd member ${member} is skipped for a moment: it failed ${consecutive} times in a row`,
+        `etcd member ${member} failed ${consecutive} times in a row (last: ${last}); it is skipped for a moment`,
       );
     }
     try {
@@ -42,7 +43,10 @@ export function memberBreaker(member: string, opts: { failures: number; openMs: 
       consecutive = 0;
       return value;
     } catch (e) {
-      if (isTransient(e) && ++consecutive >= opts.failures) openUntil = Date.now() + opts.openMs;
+      if (isTransient(e)) {
+        last = e instanceof Error ? e.message.split('\n')[0]!.slice(0, 200) : String(e);
+        if (++consecutive >= opts.failures) openUntil = Date.now() + opts.openMs;
+      }
       throw e;
     }
   });
