@@ -92,6 +92,6 @@ export function compileConfig(
     cgroupParent: env.RRM_CGROUP_PARENT ?? 'rrm',
     metadataTimeoutMs: env.RRM_METADATA_TIMEOUT
       ? parseDuration(env.RRM_METADATA_TIMEOUT, 'RRM_METADATA_TIMEOUT')
-      : 3_000,
+      : 6_000, // resolving a tree the size of eslint's with arborist takes 2–3 s on a cold cache
   });
 }

@@ -1,10 +1,61 @@
 /**
  * What the local npm cache already holds. npm's cache (cacache) stores a tarball's bytes under a
  * path computed from its integrity hash, so "is this tarball cached?" is one stat, no index read:
- * `<cache>/_cacache/content-v2/<algo>/<hex[0:2]>/<hex[2:4]>/<hex[4:]>`.
+ * `<cache>/_cacache/content-v2/<algo>/<hex[0:2]>/<hex[2:4]>/<hex[4:]>` (pacote reads a tarball of
+ * known integrity from there, by digest). A tarball without an integrity is found the way
+ * make-fetch-happen finds it: the cacache index entry `make-fetch-happen:request-cache:<url>`.
  */
 import { closeSync, openSync, readSync, statSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
+
+interface CacacheInfo {
+  readonly integrity: string;
+  readonly path: string;
+  readonly size?: number;
+}
+interface Cacache {
+  readonly get: {
+    info(cache: string, key: string): Promise<CacacheInfo | null>;
+    hasContent(cache: string, integrity: string): Promise<{ size?: number } | false>;
+  };
+}
+
+let cacacheModule: Cacache | undefined;
+function cacache(): Cacache {
+  cacacheModule ??= createRequire(import.meta.url)('cacache') as Cacache;
+  return cacacheModule;
+}
+
+/** make-fetch-happen's cache key of a URL (url.format without auth and fragment). */
+export function requestCacheKey(url: string): string {
+  const u = new URL(url);
+  u.username = '';
+  u.password = '';
+  u.hash = '';
+  return `make-fetch-happen:request-cache:${u.toString()}`;
+}
+
+/** A tarball in the cache by digest (integrity), else by its URL's index entry. */
+export async function cachedTarballAsync(
+  cacheDir: string | undefined,
+  integrity: string | undefined,
+  url: string | undefined,
+): Promise<CachedTarball | undefined> {
+  const byDigest = cachedTarball(cacheDir, integrity);
+  if (byDigest || !cacheDir || !url || !/^https?:/.test(url)) return byDigest;
+  try {
+    const dir = join(cacheDir, '_cacache');
+    const info = await cacache().get.info(dir, requestCacheKey(url));
+    if (!info) return undefined;
+    const has = await cacache().get.hasContent(dir, info.integrity);
+    if (!has) return undefined;
+    const size = statSync(info.path).size;
+    return { path: info.path, size, ...(gzipTrailer(info.path, size) ?? {}) };
+  } catch {
+    return undefined;
+  }
+}
 
 export interface CachedTarball {
   readonly path: string;

@@ -10,7 +10,13 @@ import { classifyNpmManifest, type NpmPackageKind } from './npm-classify.js';
 import type { ProfilePart } from '../profiles/profile.js';
 import { parseProfileSpec } from '../profiles/profile-spec.js';
 import { cachedTarball } from './npm-cache.js';
-import { defaultTarballUrl, RegistryClient, type VersionDoc } from './npm-registry.js';
+import {
+  defaultTarballUrl,
+  RegistryClient,
+  RegistryHttpError,
+  type RegistryAccess,
+  type VersionDoc,
+} from './npm-registry.js';
 import { maxSatisfying, parseRange, satisfies } from './semver.js';
 
 const KiB = 2 ** 10;
@@ -48,6 +54,8 @@ export interface ResolvedPackage {
   /** Unpacked bytes, when known; `unpackedEstimated` when guessed from the compressed size. */
   readonly unpacked?: number;
   readonly unpackedEstimated?: boolean;
+  /** Files in the package (the registry's `dist.fileCount`), when known. */
+  readonly fileCount?: number;
   readonly sizeSource?: 'registry' | 'cache' | 'range' | 'content-length';
   /** In the npm cache: no download. */
   readonly cached: boolean;
@@ -64,6 +72,10 @@ export interface NpmTree {
   readonly timedOut: boolean;
   readonly requests: number;
   readonly notes: readonly string[];
+  /** Why requests failed (status and URL, never credentials), distinct. */
+  readonly errors?: readonly string[];
+  /** How the tree was resolved, for the provenance text (`@npmcli/arborist`, or the walk and why). */
+  readonly resolver?: string;
 }
 
 export interface WalkOptions {
@@ -77,6 +89,10 @@ export interface WalkOptions {
   readonly installedBase?: string;
   readonly platform?: string;
   readonly arch?: string;
+  /** `glibc` or `musl` on Linux (packages' `libc` field); absent elsewhere. */
+  readonly libc?: string;
+  /** Per-scope registries and credentials (.npmrc); without it every name comes from `registry`, unauthenticated. */
+  readonly access?: RegistryAccess;
 }
 
 interface Item {
@@ -92,8 +108,9 @@ function isExactVersion(range: string): boolean {
   return /^v?\d+\.\d+\.\d+(-[\w.-]+)?(\+[\w.-]+)?$/.test(range);
 }
 
-function platformOk(list: readonly string[] | undefined, value: string): boolean {
+function platformOk(list: readonly string[] | undefined, value: string | undefined): boolean {
   if (!list || list.length === 0) return true;
+  if (value === undefined) return true;
   const deny = list.filter((x) => x.startsWith('!')).map((x) => x.slice(1));
   const allow = list.filter((x) => !x.startsWith('!'));
   if (deny.includes(value)) return false;
@@ -112,9 +129,12 @@ function installedVersion(dir: string | undefined): string | undefined {
 
 export async function walkNpmTree(roots: readonly NpmRoot[], opts: WalkOptions): Promise<NpmTree> {
   const signal = AbortSignal.timeout(opts.timeoutMs);
-  const client = new RegistryClient(opts.registry, opts.fetch, signal);
+  const client = new RegistryClient(opts.registry, opts.fetch, signal, opts.access);
   const platform = opts.platform ?? process.platform;
   const arch = opts.arch ?? process.arch;
+  const libc = opts.libc ?? (opts.platform === undefined ? hostLibc() : undefined);
+  const fits = (d: { os?: readonly string[]; cpu?: readonly string[]; libc?: readonly string[] }): boolean =>
+    platformOk(d.os, platform) && platformOk(d.cpu, arch) && platformOk(d.libc, libc);
   const resolved = new Map<string, ResolvedPackage>(); // name@version
   const versionsOf = new Map<string, string[]>(); // name → resolved versions
   const rootVersions = new Map<string, string>();
@@ -129,6 +149,7 @@ export async function walkNpmTree(roots: readonly NpmRoot[], opts: WalkOptions):
     installedPath: r.installedPath,
   }));
   const claimed = new Set<string>();
+  const errors = new Set<string>();
 
   const alreadyHave = (name: string, range: string): boolean => {
     const have = versionsOf.get(name) ?? [];
@@ -142,7 +163,7 @@ export async function walkNpmTree(roots: readonly NpmRoot[], opts: WalkOptions):
     let doc: VersionDoc;
     if (item.locked) {
       version = item.locked.version;
-      if (!platformOk(item.locked.os, platform) || !platformOk(item.locked.cpu, arch)) {
+      if (!fits(item.locked)) {
         skippedPlatform++;
         return;
       }
@@ -166,7 +187,7 @@ export async function walkNpmTree(roots: readonly NpmRoot[], opts: WalkOptions):
       });
       if (!doc.version) throw new Error(`${item.name}@${item.range}: no version in the document`);
       version = doc.version;
-      if (!platformOk(doc.os, platform) || !platformOk(doc.cpu, arch)) {
+      if (!fits(doc)) {
         skippedPlatform++;
         return;
       }
@@ -183,7 +204,7 @@ export async function walkNpmTree(roots: readonly NpmRoot[], opts: WalkOptions):
       if (doc.hasInstallScript === true && doc.scripts === undefined) {
         doc = await client.versionDoc(item.name, version).catch(() => doc);
       }
-      if (!platformOk(doc.os, platform) || !platformOk(doc.cpu, arch)) {
+      if (!fits(doc)) {
         skippedPlatform++;
         return;
       }
@@ -198,25 +219,8 @@ export async function walkNpmTree(roots: readonly NpmRoot[], opts: WalkOptions):
     const installed = installedVersion(installedDir) === version;
     const kind = classify(doc, item.locked?.hasInstallScript);
     const cached = cachedTarball(opts.cacheDir, doc.dist?.integrity);
-    let size: number | undefined = cached?.size;
-    let unpacked: number | undefined = doc.dist?.unpackedSize ?? cached?.unpacked;
-    let unpackedEstimated = false;
-    let sizeSource: ResolvedPackage['sizeSource'] =
-      doc.dist?.unpackedSize !== undefined ? 'registry' : cached ? 'cache' : undefined;
-    if (!installed && !cached) {
-      const url = doc.dist?.tarball ?? defaultTarballUrl(opts.registry, item.name, version);
-      try {
-        const t = await client.tarballSize(url);
-        size = t.size;
-        if (unpacked === undefined) {
-          unpacked = t.unpacked;
-          unpackedEstimated = t.unpackedEstimated;
-          sizeSource = t.unpackedEstimated ? 'content-length' : 'range';
-        }
-      } catch {
-        // size stays unknown; the profile says so
-      }
-    }
+    const url = doc.dist?.tarball ?? defaultTarballUrl(client.registryFor(item.name), item.name, version);
+    const sizes = await packageSizes(client, item.name, doc, cached, !installed && !cached ? url : undefined);
     resolved.set(key, {
       name: item.name,
       version,
@@ -225,9 +229,7 @@ export async function walkNpmTree(roots: readonly NpmRoot[], opts: WalkOptions):
       kind,
       installed,
       cached: cached !== undefined,
-      ...(size !== undefined ? { size } : {}),
-      ...(unpacked !== undefined ? { unpacked, unpackedEstimated } : {}),
-      ...(sizeSource ? { sizeSource } : {}),
+      ...sizes,
       ...(doc.rrm !== undefined ? { rrm: doc.rrm } : {}),
     });
     if (item.locked || installed) return;
@@ -271,8 +273,9 @@ export async function walkNpmTree(roots: readonly NpmRoot[], opts: WalkOptions):
         claimed.add(key);
         active++;
         handle(item)
-          .catch(() => {
+          .catch((e: unknown) => {
             if (!signal.aborted || item.depth === 0) failed.push(`${item.name}@${item.range}`);
+            if (e instanceof RegistryHttpError) errors.add(e.message);
           })
           .finally(() => {
             active--;
@@ -303,13 +306,69 @@ export async function walkNpmTree(roots: readonly NpmRoot[], opts: WalkOptions):
     timedOut,
     requests: client.requests,
     notes,
+    ...(errors.size > 0 ? { errors: [...errors] } : {}),
   };
 }
 
-function classify(doc: VersionDoc, lockHasScript: boolean | undefined): NpmPackageKind | 'unknown' {
+/** `glibc` or `musl` on Linux (what npm-install-checks compares a package's `libc` with). */
+let libcMemo: string | undefined | null = null;
+export function hostLibc(): string | undefined {
+  if (libcMemo !== null) return libcMemo;
+  libcMemo = undefined;
+  if (process.platform === 'linux') {
+    try {
+      const header = (
+        process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined
+      )?.header;
+      libcMemo = header?.glibcVersionRuntime ? 'glibc' : 'musl';
+    } catch {
+      libcMemo = undefined;
+    }
+  }
+  return libcMemo;
+}
+
+export function classify(doc: VersionDoc, lockHasScript: boolean | undefined): NpmPackageKind | 'unknown' {
   if (doc.scripts === undefined && doc.hasInstallScript === true) return 'scripts';
   if (doc.scripts === undefined && lockHasScript === true) return 'scripts';
   return classifyNpmManifest(doc);
+}
+
+/**
+ * A package's sizes: unpacked from the registry's `dist.unpackedSize`, else from the npm cache;
+ * compressed from the cache, else (given `fetchFrom`) from the tarball itself by a range request.
+ */
+export async function packageSizes(
+  client: RegistryClient,
+  name: string,
+  doc: VersionDoc,
+  cached: { size: number; unpacked?: number } | undefined,
+  fetchFrom: string | undefined,
+): Promise<Pick<ResolvedPackage, 'size' | 'unpacked' | 'unpackedEstimated' | 'fileCount' | 'sizeSource'>> {
+  let size = cached?.size;
+  let unpacked = doc.dist?.unpackedSize ?? cached?.unpacked;
+  let unpackedEstimated = false;
+  let sizeSource: ResolvedPackage['sizeSource'] =
+    doc.dist?.unpackedSize !== undefined ? 'registry' : cached ? 'cache' : undefined;
+  if (fetchFrom !== undefined) {
+    try {
+      const t = await client.tarballSize(fetchFrom, name);
+      size = t.size;
+      if (unpacked === undefined) {
+        unpacked = t.unpacked;
+        unpackedEstimated = t.unpackedEstimated;
+        sizeSource = t.unpackedEstimated ? 'content-length' : 'range';
+      }
+    } catch {
+      // size stays unknown; the profile says so
+    }
+  }
+  return {
+    ...(size !== undefined ? { size } : {}),
+    ...(unpacked !== undefined ? { unpacked, unpackedEstimated } : {}),
+    ...(doc.dist?.fileCount !== undefined ? { fileCount: doc.dist.fileCount } : {}),
+    ...(sizeSource ? { sizeSource } : {}),
+  };
 }
 
 export interface NpmCostModel {
@@ -325,6 +384,8 @@ export interface NpmCostModel {
   /** Disk a native build leaves (build/ directory, objects), as a multiple of its sources; per package, metadata files npm adds. */
   readonly nativeBuildDiskFactor: number;
   readonly diskPerPackage: number;
+  /** Per file the registry counts (`dist.fileCount`): half a 4 KiB block lost to rounding, on average. */
+  readonly diskPerFile: number;
   readonly cpuMsBase: number;
   readonly cpuMsPerPackage: number;
   readonly cpuMsPerMiB: number;
@@ -357,6 +418,7 @@ export const NPM_COST_MODEL: NpmCostModel = Object.freeze({
   memoryMargin: 1.1,
   nativeBuildDiskFactor: 2,
   diskPerPackage: 4 * KiB,
+  diskPerFile: 2 * KiB,
   cpuMsBase: 500,
   cpuMsPerPackage: 30,
   cpuMsPerMiB: 50,
@@ -372,6 +434,17 @@ export const NPM_COST_MODEL: NpmCostModel = Object.freeze({
   maxNetwork: 20 * MiB,
   typicalUnpacked: 150 * KiB,
   typicalSize: 40 * KiB,
+});
+
+/**
+ * pnpm and yarn are node programs like npm but start larger: with a one-package tree pnpm 9
+ * peaked at 68 MiB and yarn 1 at 54 MiB where npm 11 peaked at 29 MiB (measured under cgroups by
+ * test/installers/pnpm-yarn.test.ts on the same machine). The rest of npm's model carries over.
+ */
+export const COST_MODELS: Readonly<Record<string, NpmCostModel>> = Object.freeze({
+  npm: NPM_COST_MODEL,
+  pnpm: Object.freeze({ ...NPM_COST_MODEL, baseMemory: 84 * MiB }),
+  yarn: Object.freeze({ ...NPM_COST_MODEL, baseMemory: 64 * MiB }),
 });
 
 export function npmProfilePart(
@@ -428,8 +501,10 @@ export function npmProfilePart(
   let download = 0;
   let unknownSizes = 0;
   let estimated = 0;
+  let files = 0;
   if (!opts.rebuild) {
     for (const p of work) {
+      files += p.fileCount ?? 0;
       if (p.unpacked === undefined) unknownSizes++;
       if (p.unpackedEstimated) estimated++;
       unpacked += p.unpacked ?? model.typicalUnpacked;
@@ -444,7 +519,12 @@ export function npmProfilePart(
     (model.baseMemory + n * model.memoryPerPackage + unpacked * model.memoryPerUnpackedByte + extra) *
       model.memoryMargin,
   );
-  const disk = unpacked + download + n * model.diskPerPackage + nativeSrc * model.nativeBuildDiskFactor;
+  const disk =
+    unpacked +
+    download +
+    n * model.diskPerPackage +
+    files * model.diskPerFile +
+    nativeSrc * model.nativeBuildDiskFactor;
   const cpuMs = Math.round(
     model.cpuMsBase +
       n * model.cpuMsPerPackage +
@@ -460,10 +540,12 @@ export function npmProfilePart(
     return `${r.name}${r.version ? `@${r.version}` : ''} ${p ? (p.installed && !opts.rebuild ? 'installed' : kindOf(p)) : 'unresolved'}`;
   });
   const bits = [
-    named.length ? named.join(', ') : `${tree.packages.length} locked packages`,
+    named.length
+      ? named.join(', ')
+      : `${tree.packages.length} ${tree.resolver?.includes('lockfile') ? 'locked ' : ''}packages of the project`,
     `${work.length} of ${tree.packages.length} packages to install${tree.skippedPlatform ? ` (${tree.skippedPlatform} for other platforms skipped)` : ''}`,
     `${fmt(download)} to download (${work.filter((p) => p.cached).length} tarballs cached)`,
-    `${fmt(unpacked)} unpacked`,
+    `${fmt(unpacked)} unpacked${files ? ` in ${files} files` : ''}`,
   ];
   if (native) bits.push(`${native} native build(s)`);
   if (scripts) bits.push(`${scripts} with install scripts`);
@@ -479,6 +561,7 @@ export function npmProfilePart(
     );
   if (gap) bits.push(`${gap} packages not explored (${tree.timedOut ? 'deadline' : 'bound'})`);
   if (opts.specsNotSized) bits.push(`${opts.specsNotSized} non-registry spec(s) not sized`);
+  if (tree.resolver) bits.push(tree.resolver);
   const complete = tree.failed.length === 0 && gap === 0 && unknownSizes === 0;
   parts.push({
     requests: { cpu, memory, disk: Math.ceil(disk), ...(network ? { network } : {}) },

@@ -1,13 +1,21 @@
 /**
  * The npm family: npm, pnpm and yarn. Which argv is an install, which packages it names, and the
- * registry metadata of the tree it would install (walked breadth-first with a bounded fan-out).
+ * registry metadata of the tree it would install, read with npm's own configuration (the `.npmrc`
+ * layers and `npm_config_*`: registries per scope, credentials, cache; npmrc.ts). The tree is
+ * resolved by npm's own resolver, @npmcli/arborist (npm-arborist.ts); a lockfile is walked as it
+ * is, and when arborist cannot resolve (offline, refused, past its share of the deadline) rrm's own
+ * breadth-first walk with a bounded fan-out answers instead (npm-tree.ts), and the profile says so.
  */
 import { readFileSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import type { PackageRef } from '../model/reservation.js';
-import { allValues, has, lastValue, programName, scanArgs } from './argv.js';
-import { npmProfilePart, walkNpmTree, type NpmRoot } from './npm-tree.js';
+import { allValues, has, lastValue, programName, scanArgs, type Scanned } from './argv.js';
+import { arboristFailure, arboristTree } from './npm-arborist.js';
+import { RegistryHttpError } from './npm-registry.js';
+import { COST_MODELS, npmProfilePart, walkNpmTree, type NpmRoot, type NpmTree } from './npm-tree.js';
 import { parseNpmSpec } from './npm-spec.js';
+import { scrub } from './npmrc.js';
+import { loadNpmConfig, localPrefix } from './npmrc-load.js';
 import type {
   InstallAction,
   InstallerAdapter,
@@ -175,6 +183,21 @@ function intentOf(
   };
 }
 
+/** npm options on the command line that are .npmrc keys rrm reads (the `cli` layer). */
+const NPM_CLI_CONFIG = new Set(['registry', 'cache', 'userconfig', 'globalconfig', 'prefix']);
+
+function npmCliConfig(s: Scanned): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, values] of s.options) {
+    const key = name.startsWith('--') ? name.slice(2) : name === '-C' ? 'prefix' : undefined;
+    if (key === undefined) continue;
+    if (!NPM_CLI_CONFIG.has(key) && !/^@[^:/]+:registry$/.test(key) && !key.startsWith('//')) continue;
+    const last = values.filter((v): v is string => typeof v === 'string').at(-1);
+    if (last !== undefined) out[key] = last;
+  }
+  return out;
+}
+
 export function parseNpm(argv: readonly string[]): InstallIntent | null {
   if (programName(argv[0]) !== 'npm') return null;
   const s = scanArgs(argv.slice(1), { withValue: NPM_VALUE_OPTIONS });
@@ -189,6 +212,7 @@ export function parseNpm(argv: readonly string[]): InstallIntent | null {
     ignoreScripts: has(s, '--ignore-scripts'),
     omitDev: omit.includes('dev') || has(s, '--production') || /^prod/.test(lastValue(s, '--only') ?? ''),
     registry: lastValue(s, '--registry'),
+    npmConfig: npmCliConfig(s),
   };
   return intentOf('npm', argv, sub, action, action === 'project' ? [] : words, options, []);
 }
@@ -219,7 +243,8 @@ export function parseYarn(argv: readonly string[]): InstallIntent | null {
     [sub, ...words] = words;
     if (sub !== 'add' && sub !== 'upgrade') return null;
   }
-  // `yarn` alone installs the project.
+  // `yarn` alone installs the project; `yarn --version` and `yarn --help` alone are not installs.
+  if (sub === undefined && has(s, '--version', '-v', '--help', '-h')) return null;
   const action: InstallAction | undefined = sub === undefined ? 'project' : YARN_COMMANDS[sub];
   if (!action) return null;
   const options: InstallOptions = {
@@ -316,53 +341,144 @@ function projectRoots(
   return { roots, locked: false, project, notes };
 }
 
+/** The name a spec is installed under (an alias's own name). */
+function installName(raw: string, name: string): string {
+  const at = raw.indexOf('@', raw.startsWith('@') ? 1 : 0);
+  return at > 0 && raw.slice(at + 1).startsWith('npm:') ? raw.slice(0, at) : name;
+}
+
+/** Why a resolution failed, without credentials: the status, the code, the URL without user info. */
+function registryFailure(e: unknown): string {
+  if (e instanceof RegistryHttpError) return e.message;
+  return arboristFailure(e);
+}
+
 export async function npmMetadata(intent: InstallIntent, ctx: MetadataContext): Promise<MetadataResult> {
-  const registry = (intent.options.registry ?? ctx.registry).replace(/\/?$/, '/');
+  const env = ctx.env ?? process.env;
   const dir = projectDir(intent, ctx.cwd);
+  const cli: Record<string, string> = { ...(intent.options.npmConfig ?? {}) };
+  if (intent.options.registry !== undefined) cli.registry = intent.options.registry;
+  const config = loadNpmConfig({
+    // npm's --prefix is npm's localPrefix; pnpm --dir and yarn --cwd move the working directory.
+    cwd: intent.manager === 'npm' ? ctx.cwd : dir,
+    env,
+    cli,
+    global: intent.options.global === true,
+    defaults: { registry: ctx.registry, ...(ctx.npmCacheDir ? { cache: ctx.npmCacheDir } : {}) },
+  });
+  const secrets = config.secrets();
+  const root = intent.manager === 'npm' && intent.options.prefix !== undefined ? dir : localPrefix(dir);
+  const registry = config.registry;
   const notes: string[] = [...intent.notes];
   let roots: NpmRoot[] = [];
   let packages: PackageRef[] = [];
   let projectKey: PackageRef | undefined;
+  let locked = false;
+  const addSpecs: string[] = [];
+  const rootNames: string[] = [];
   if (intent.specs.length > 0) {
     for (const s of intent.specs) {
-      if (s.kind === 'registry' && s.name)
+      if (s.kind === 'registry' && s.name) {
         roots.push({ name: s.name, range: s.range ?? 'latest', root: true });
-      else if (s.kind !== 'other') notes.push(`${s.raw}: ${s.kind} spec, not sized from the registry`);
+        addSpecs.push(s.raw);
+        rootNames.push(installName(s.raw, s.name));
+      } else if (s.kind !== 'other') notes.push(`${s.raw}: ${s.kind} spec, not sized from the registry`);
     }
   } else {
-    const p = projectRoots(dir, intent.options.omitDev === true);
+    const p = projectRoots(root, intent.options.omitDev === true);
     roots = p.roots;
+    locked = p.locked;
     notes.push(...p.notes);
     projectKey = {
       manager: intent.manager,
-      name: `project:${p.project?.name ?? dir}`,
+      name: `project:${p.project?.name ?? root}`,
       ...(p.project?.version ? { version: p.project.version } : {}),
     };
   }
-  const installedBase = intent.options.global ? undefined : join(dir, 'node_modules');
-  const tree = await walkNpmTree(roots, {
-    registry,
-    fetch: ctx.fetch,
-    timeoutMs: ctx.timeoutMs,
-    maxPackages: ctx.npmMaxPackages,
-    concurrency: ctx.npmConcurrency,
-    cacheDir: ctx.npmCacheDir,
-    // `npm ci` removes node_modules first; `rebuild` builds what is there: nothing installed counts as done.
-    installedBase:
-      intent.action === 'rebuild' || CLEAN_INSTALLS.has(intent.subcommand ?? '') ? undefined : installedBase,
-  });
+  const clean = intent.action === 'rebuild' || CLEAN_INSTALLS.has(intent.subcommand ?? '');
+  const installedBase = intent.options.global ? undefined : join(root, 'node_modules');
+  const started = Date.now();
+  const deadline = AbortSignal.timeout(ctx.timeoutMs);
+  let tree: NpmTree | undefined;
+  let fallback: string | undefined;
+  // npm's resolver for what npm resolves: named installs, updates, and projects without a lockfile.
+  // A lockfile is already npm's resolution (walked as it is); `npm rebuild` fetches nothing.
+  const useArborist =
+    intent.action !== 'rebuild' &&
+    (addSpecs.length > 0 ||
+      (intent.specs.length === 0 && roots.length > 0 && (!locked || intent.action === 'upgrade')));
+  if (useArborist) {
+    try {
+      const globalLib = join(config.string('prefix') ?? '/usr/local', 'lib');
+      tree = await arboristTree({
+        path: intent.options.global ? globalLib : root,
+        global: intent.options.global === true,
+        add: intent.action === 'upgrade' ? [] : addSpecs,
+        ...(intent.action === 'upgrade'
+          ? { update: addSpecs.length > 0 ? { names: rootNames } : { all: true as const } }
+          : {}),
+        rootNames,
+        config,
+        fetch: ctx.fetch,
+        // Resolution may take most of the budget, not all: the walk gets the rest if it fails.
+        resolveSignal: AbortSignal.any([deadline, AbortSignal.timeout(Math.round(ctx.timeoutMs * 0.8))]),
+        signal: deadline,
+        concurrency: ctx.npmConcurrency,
+        maxPackages: ctx.npmMaxPackages,
+        omitDev: intent.options.omitDev === true,
+        countInstalled: !clean,
+      });
+    } catch (e) {
+      fallback = `@npmcli/arborist could not resolve the tree (${registryFailure(e)}): rrm's own registry walk instead`;
+    }
+  }
+  if (!tree) {
+    const left = Math.max(0, ctx.timeoutMs - (Date.now() - started));
+    tree = await walkNpmTree(roots, {
+      registry,
+      fetch: ctx.fetch,
+      timeoutMs: left,
+      maxPackages: ctx.npmMaxPackages,
+      concurrency: ctx.npmConcurrency,
+      cacheDir: config.cache,
+      access: config,
+      // `npm ci` removes node_modules first; `rebuild` builds what is there: nothing installed counts as done.
+      installedBase: clean ? undefined : installedBase,
+    });
+    tree = {
+      ...tree,
+      resolver: fallback ?? (locked ? 'tree from the lockfile' : "rrm's registry walk"),
+    };
+    if (fallback) notes.push(fallback);
+  }
+  notes.push(`npm config: ${config.describe()}`);
   packages = tree.roots.map((r) => ({
     manager: intent.manager,
     name: r.name,
     ...(r.version ? { version: r.version } : {}),
   }));
   if (projectKey) packages = [projectKey];
-  const parts = npmProfilePart(tree, {
-    ignoreScripts: intent.options.ignoreScripts === true,
-    rebuild: intent.action === 'rebuild',
-    specsNotSized: intent.specs.filter((s) => s.kind !== 'registry').length,
-  });
-  return { parts, packages, notes: [...notes, ...tree.notes] };
+  const parts = npmProfilePart(
+    tree,
+    {
+      ignoreScripts: intent.options.ignoreScripts === true,
+      rebuild: intent.action === 'rebuild',
+      specsNotSized: intent.specs.filter((s) => s.kind !== 'registry').length,
+    },
+    COST_MODELS[intent.manager],
+  );
+  if (tree.failed.length > 0 && tree.packages.length === 0)
+    notes.push(`npm metadata unavailable for ${tree.failed.slice(0, 5).join(', ')}`);
+  for (const e of (tree.errors ?? []).slice(0, 5)) notes.push(`npm registry: ${e}`);
+  // Credentials never leave: whatever a message picked up is scrubbed.
+  const scrubbed = (t: string): string => scrub(t, secrets);
+  return {
+    parts: parts.map((p) =>
+      p.source.note === undefined ? p : { ...p, source: { ...p.source, note: scrubbed(p.source.note) } },
+    ),
+    packages,
+    notes: [...notes, ...tree.notes].map(scrubbed),
+  };
 }
 
 function adapter(

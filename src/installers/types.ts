@@ -67,6 +67,8 @@ export interface InstallOptions {
   readonly omitDev?: boolean;
   /** npm --registry. */
   readonly registry?: string;
+  /** npm configuration given on the command line (`--cache`, `--userconfig`, `--globalconfig`, `--@scope:registry=`): the highest .npmrc layer. */
+  readonly npmConfig?: Readonly<Record<string, string>>;
   /** pip index URLs (-i / --index-url, --extra-index-url); `false` with --no-index. */
   readonly indexUrls?: readonly string[] | false;
   /** pip -f / --find-links. */
@@ -105,6 +107,11 @@ export interface MetadataContext {
   readonly aptArchivesDir: string;
   readonly fetch: typeof fetch;
   readonly exec: Exec;
+  /**
+   * The environment the install runs with: npm reads its `npm_config_*` layer, `${VAR}` in `.npmrc`
+   * values, HOME and PREFIX from it. Absent: this process's environment.
+   */
+  readonly env?: Readonly<Record<string, string | undefined>>;
 }
 
 /** An adapter's answer: profile parts (manifest and metadata provenance) and the packages resolved. */

@@ -180,6 +180,7 @@ export function metadataContext(
     localTimeoutMs:
       Number(env.RRM_LOCAL_METADATA_TIMEOUT_MS) > 0 ? Number(env.RRM_LOCAL_METADATA_TIMEOUT_MS) : 15_000,
     cwd,
+    env,
     npmCacheDir: env.npm_config_cache || env.NPM_CONFIG_CACHE || join(home, '.npm'),
     npmMaxPackages: 300,
     npmConcurrency: 12,

@@ -5,26 +5,18 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
-import { createServer, type Server } from 'node:http';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { gzipSync } from 'node:zlib';
 import { cacachePaths } from '../../src/installers/npm-cache.js';
 import { parseInstall } from '../../src/installers/index.js';
 import { walkNpmTree } from '../../src/installers/npm-tree.js';
 import type { MetadataContext } from '../../src/installers/types.js';
-import { execArgv } from '../../src/installers/index.js';
+import { addTarball, registryContext, startRegistry, type TestRegistry } from './registry-server.js';
 
 const tarballs = new Map<string, Buffer>();
-function tarball(name: string, version: string, unpacked: number): { tarball: string; integrity: string } {
-  const body = gzipSync(Buffer.alloc(unpacked, 7));
-  const path = `/${name}/-/${name}-${version}.tgz`;
-  tarballs.set(path, body);
-  return { tarball: `REG${path}`, integrity: `sha512-${createHash('sha512').update(body).digest('base64')}` };
-}
+const tarball = (name: string, version: string, unpacked: number) =>
+  addTarball(tarballs, name, version, unpacked);
 
 const packuments: Record<string, object> = {
   app: {
@@ -96,69 +88,18 @@ const packuments: Record<string, object> = {
   },
 };
 
-async function registry(t: {
-  after: (fn: () => void) => void;
-}): Promise<{ url: string; hits: string[]; server: Server }> {
-  const hits: string[] = [];
-  let url = '';
-  const server = createServer((req, res) => {
-    const path = decodeURIComponent(req.url ?? '');
-    hits.push(`${req.method} ${path}${req.headers.range ? ` ${req.headers.range}` : ''}`);
-    const tgz = tarballs.get(path);
-    if (tgz) {
-      const m = /^bytes=-(\d+)$/.exec(req.headers.range ?? '');
-      if (m) {
-        const n = Number(m[1]);
-        res.writeHead(206, {
-          'content-range': `bytes ${tgz.length - n}-${tgz.length - 1}/${tgz.length}`,
-          'content-length': n,
-        });
-        res.end(tgz.subarray(tgz.length - n));
-      } else {
-        res.writeHead(200, { 'content-length': tgz.length });
-        res.end(tgz);
-      }
-      return;
-    }
-    const [, name, version] = /^\/([^/]+)(?:\/([^/]+))?$/.exec(path) ?? [];
-    const doc = name
-      ? (packuments[name] as
-          { versions: Record<string, object>; 'dist-tags': Record<string, string> } | undefined)
-      : undefined;
-    const send = (code: number, body: unknown): void => {
-      res.writeHead(code, { 'content-type': 'application/json' });
-      res.end(JSON.stringify(body).replaceAll('REG/', url));
-    };
-    if (name === 'slow') {
-      setTimeout(() => send(200, doc), 2000).unref();
-      return;
-    }
-    if (!doc) return send(404, { error: 'not found' });
-    if (version === undefined) return send(200, doc);
-    const v = doc['dist-tags'][version] ?? version;
-    return doc.versions[v] ? send(200, doc.versions[v]) : send(404, { error: 'no such version' });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  t.after(() => server.close());
-  url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
-  return { url, hits, server };
+function registry(t: { after: (fn: () => void) => void }): Promise<TestRegistry> {
+  return startRegistry(t, { packuments, tarballs, slow: { slow: 2000 } });
 }
 
 function ctx(url: string, extra: Partial<MetadataContext> = {}): MetadataContext {
-  return {
-    registry: url,
-    timeoutMs: 3000,
-    localTimeoutMs: 5000,
+  return registryContext(url, {
     cwd: mkdtempSync(join(tmpdir(), 'rrm-npm-cwd-')),
     npmCacheDir: mkdtempSync(join(tmpdir(), 'rrm-npm-cache-')),
-    npmMaxPackages: 100,
-    npmConcurrency: 4,
-    pipIndexUrl: 'http://127.0.0.1:9/simple/',
-    aptArchivesDir: '/nonexistent',
-    fetch: globalThis.fetch,
-    exec: execArgv,
+    // npm's own configuration: none (no .npmrc, no npm_config_*), so the test's registry is the one.
+    env: { HOME: mkdtempSync(join(tmpdir(), 'rrm-npm-home-')), PREFIX: '/nonexistent' },
     ...extra,
-  };
+  });
 }
 
 test('the walk resolves ranges breadth-first, skips other platforms, sizes tarballs from their gzip trailers', async (t) => {
@@ -209,6 +150,7 @@ test('tarballs already in the npm cache cost no download and no request', async 
   assert.ok(!hits.some((h) => h.startsWith('GET /lib/-/')), 'the cached tarball was not asked for');
   assert.equal(part.estimates?.downloadBytes, expected, `download excludes the cached ${libSize} bytes`);
   assert.match(part.source.note ?? '', /1 tarballs cached/);
+  assert.match(part.source.note ?? '', /tree resolved by @npmcli\/arborist/, part.source.note);
   assert.equal(part.requests.cpu, 1000);
   assert.ok((part.requests.memory ?? 0) > 96 * 2 ** 20 * 1.1, 'a native build asks for compiler memory');
   assert.ok(

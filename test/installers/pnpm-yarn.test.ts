@@ -272,26 +272,16 @@ for (const m of MANAGERS) {
     assert.equal(r.stdout.trim(), versions[m]);
     assert.equal(existsSync(join(cwd, 'node_modules')), false);
 
-    await t.test(
-      'profiled as not an install: no packages, rrm defaults',
-      m === 'yarn'
-        ? {
-            todo:
-              'src bug: parseYarn (src/installers/npm.ts) reads `yarn --version` as `yarn` alone, a project install ' +
-              '(packages [yarn:project:<name>], "rrm default for npm (metadata unavailable)")',
-          }
-        : {},
-      async () => {
-        const dry = await rrmJson<DryRun>(cwd, state, ['run', '--dry-run', '--', m, '--version']);
-        assert.deepEqual(dry.packages, []);
-        assert.equal(dry.profile.sources.cpu?.note, 'rrm default (not an install)');
-        const history = await rrmJson<HistoryItem[]>(cwd, state, ['history']);
-        for (const h of history) {
-          const record = await ledgerRecord(state, h.id);
-          assert.deepEqual(record?.packages, [], `${h.id} names no packages`);
-        }
-      },
-    );
+    await t.test('profiled as not an install: no packages, rrm defaults', async () => {
+      const dry = await rrmJson<DryRun>(cwd, state, ['run', '--dry-run', '--', m, '--version']);
+      assert.deepEqual(dry.packages, []);
+      assert.equal(dry.profile.sources.cpu?.note, 'rrm default (not an install)');
+      const history = await rrmJson<HistoryItem[]>(cwd, state, ['history']);
+      for (const h of history) {
+        const record = await ledgerRecord(state, h.id);
+        assert.deepEqual(record?.packages, [], `${h.id} names no packages`);
+      }
+    });
 
     await t.test('creates no reservation (README: non-installs "pass through unreserved")', async () => {
       const history = await rrmJson<HistoryItem[]>(cwd, state, ['history']);
@@ -395,11 +385,6 @@ for (const m of MANAGERS) {
     `rrm ${m} add ${SPEC} under real cgroup enforcement (${driver})`,
     {
       skip: driver === 'none' ? 'needs root and a writable cgroup hierarchy' : false,
-      todo:
-        m === 'pnpm'
-          ? 'src bug: the npm cost model (src/installers/npm-tree.ts NPM_COST_MODEL, calibrated on npm) sizes ' +
-            'pnpm at 53.49Mi with a 66.86Mi cap; pnpm 9 peaks above it and is OOM-killed (rrm exits 120)'
-          : false,
       timeout: 90_000,
     },
     async (t) => {
