@@ -46,9 +46,16 @@ function call(
         let text = '';
         res.setEncoding('utf8');
         res.on('data', (d) => (text += d));
-        res.on('end', () =>
-          resolve({ status: res.statusCode ?? 0, body: text ? JSON.parse(text) : undefined }),
-        );
+        res.on('end', () => {
+          // Not every server answers JSON (Prometheus says "Service Unavailable" while it starts).
+          let parsed: unknown = undefined;
+          try {
+            parsed = text ? JSON.parse(text) : undefined;
+          } catch {
+            parsed = { text };
+          }
+          resolve({ status: res.statusCode ?? 0, body: parsed });
+        });
         res.on('error', reject);
       },
     );

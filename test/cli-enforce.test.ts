@@ -158,11 +158,14 @@ test(
     const holder = start(dir, ['run', '--cpu', '100m', '--', process.execPath, JOB, log, 'orphan', '60000']);
     const started = await waitFor('start', () => readLog(log).find((l) => l.what === 'start'));
     assert.ok(enforcer.list().includes(started.reservation), 'runs inside its own cgroup');
+    // The orphaned job keeps rrm's stdout open, so wait for rrm's exit, not for its pipes to close.
+    const exited = new Promise((resolve) => holder.once('exit', resolve));
     holder.kill('SIGKILL');
-    await holder.done;
+    await exited;
     const r = await rrm(dir, ['list']);
     assert.equal(r.code, 0);
     assertNoCgroups([started.reservation]);
+    await holder.done; // the pipes close once the reclaim killed the job
   },
 );
 

@@ -9,6 +9,9 @@
  *            no preemption across instances);
  *   wait     it would queue: fewest waiters ahead, then earliest estimated start, then score.
  *
+ * In fleets of more than 100 instances the scan stops once enough instances that would grant now
+ * were found (enoughToScore), as the kube-scheduler samples nodes.
+ *
  * Strategies score the requested dimensions after placement, 0..100, higher is better:
  *   least-allocated  mean free fraction (spreads load);
  *   most-allocated   mean used fraction (packs, leaving whole instances free);
@@ -76,6 +79,18 @@ export function score(strategy: PlacementStrategy, snap: InstanceSnapshot, reque
       return 100 * (1 - Math.sqrt(variance));
     }
   }
+}
+
+/**
+ * How many instances that would grant now are enough to choose among, as the kube-scheduler's
+ * adaptive percentageOfNodesToScore: every one up to 100 instances, then a share falling from
+ * 50% towards 5% as the fleet grows (at least 100). Once that many are found the rest are not
+ * simulated, so a placement in a large fleet costs less than one simulation per instance.
+ */
+export function enoughToScore(instances: number): number {
+  if (instances <= 100) return instances;
+  const percent = Math.max(5, 50 - instances / 125);
+  return Math.max(100, Math.floor((instances * percent) / 100));
 }
 
 /** Simulates admission of `request` on one instance. */
@@ -172,13 +187,22 @@ export function rankInstances(
   const byScore = scoreOrder(salt);
   const excluded: Excluded[] = [];
   const all: Candidate[] = [];
-  for (const snap of snaps) {
+  const enough = enoughToScore(snaps.length);
+  let grants = 0;
+  // Start at a salted offset, so that sampled placements spread over the whole fleet.
+  const start = salt === undefined || snaps.length === 0 ? 0 : hash(salt) % snaps.length;
+  for (let k = 0; k < snaps.length; k++) {
+    const snap = snaps[(start + k) % snaps.length] as InstanceSnapshot;
     const id = snap.instance.id;
     if (exclude.has(id)) continue;
     if (snap.down) excluded.push({ instance: id, why: 'down' });
     else if (!matchesSelector(snap.instance.labels, spec.selector))
       excluded.push({ instance: id, why: 'labels' });
-    else all.push(classify(snap, request, spec.strategy, now));
+    else if (grants < enough) {
+      const c = classify(snap, request, spec.strategy, now);
+      all.push(c);
+      if (c.fit === 'grant') grants++;
+    }
   }
   const of = (fit: Fit): Candidate[] => all.filter((c) => c.fit === fit);
   const preempt = of('preempt').sort((a, b) => comparePreemption(a, b) || byScore(a, b));

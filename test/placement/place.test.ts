@@ -5,7 +5,14 @@ import { applyTransition, type InstanceSnapshot } from '../../src/admission/snap
 import { submit } from '../../src/admission/transitions.js';
 import type { PlacementSpec, PlacementStrategy, ReservationRequest } from '../../src/model/reservation.js';
 import type { ResourceVector } from '../../src/model/vector.js';
-import { classify, rankInstances, score, STRATEGIES, type Ranking } from '../../src/placement/place.js';
+import {
+  classify,
+  enoughToScore,
+  rankInstances,
+  score,
+  STRATEGIES,
+  type Ranking,
+} from '../../src/placement/place.js';
 import { emptySnapshot, request } from '../support/core-fixtures.js';
 
 type Over = Parameters<typeof request>[0];
@@ -266,4 +273,32 @@ test('property: never exactly when the request exceeds allocatable; exclusions a
     }),
     { numRuns: 300 },
   );
+});
+
+test('in a large fleet the scan stops once enough instances that grant now were found (kube-style sampling)', () => {
+  assert.deepEqual([1, 100, 101, 1000, 5000, 10_000].map(enoughToScore), [1, 100, 100, 420, 500, 500]);
+  const fleet = Array.from({ length: 1000 }, (_, i) => inst(`n${String(i).padStart(4, '0')}`, { cpu: 1000 }));
+  const q = any({ requests: { cpu: 100 } });
+  const a = rankInstances(fleet, q, spec(), 0, new Set(), 'salt-a');
+  const b = rankInstances(fleet, q, spec(), 0, new Set(), 'salt-b');
+  assert.equal(a.candidates.length, 420, 'only as many as are enough were simulated');
+  assert.ok(a.candidates.every((c) => c.fit === 'grant'));
+  assert.notDeepEqual(
+    a.candidates.map((c) => c.instance).sort(),
+    b.candidates.map((c) => c.instance).sort(),
+    'another salt samples another part of the fleet',
+  );
+  // When almost nothing fits now, every instance is looked at: the few that grant are found.
+  const busy = fleet.map((s, i) =>
+    i % 250 === 7 ? s : inst(s.instance.id, { cpu: 1000 }, [{ requests: { cpu: 950 } }]),
+  );
+  const r = rankInstances(busy, q, spec(), 0, new Set(), 'salt-a');
+  assert.deepEqual(
+    r.candidates
+      .filter((c) => c.fit === 'grant')
+      .map((c) => c.instance)
+      .sort(),
+    ['n0007', 'n0257', 'n0507', 'n0757'],
+  );
+  assert.equal(r.candidates.length, 1000, 'the others wait');
 });
