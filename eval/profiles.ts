@@ -350,7 +350,7 @@ function markdown(
   const lines = [
     '# Profile evaluation: predicted versus measured',
     '',
-    `${String(meta.date)}, ${String(meta.machine)}; ${String(meta.runs)} runs per package through \`rrm run\`. Cold = metadata only, compared with run 1; warm = after 3 recorded runs (history), compared with the last run. Memory predictions are *requests* (history: p90 + 15%), so a warm prediction above the measurement is by design.`,
+    `${String(meta.date)}, ${String(meta.machine)}; ${String(meta.runs)} runs per package through \`rrm run\`. Cold = metadata only, compared with run 1; warm = after 3 recorded runs (history), compared with the last run. Memory predictions are *requests* (history: p90 + 10%), so a warm prediction above the measurement is by design.`,
     '',
     '| package | kind | mem cold | mem warm | mem run1 / last | cpu cold | cpu warm | cpu run1 / last | disk cold | disk warm | disk measured | wall run1 |',
     '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
