@@ -258,7 +258,7 @@ export const decisionCore: Scenario<DecisionCoreData> = {
 
     const at = (rows: Row[], n: number): Row | undefined => rows.find((x) => x.n === n);
     const notes = [
-      'Placement (`target: any` over 1, 100, 1,000, 10,000 instances) is not measured: there is no `src/placement` yet. It comes with the fleet ledger.',
+      'Placement (`target: any` over 1 to 10,000 instances, against a linear scan) is measured by the placement scenario.',
       'Each rrm call is the real pure step (`submit`, `release`, `planPreemption` from src/admission) on a prepared snapshot; the result is discarded, so every call decides against the same n grants.',
       'Baselines answer the same question from the same snapshot with plain loops over mutable counters: the linear scan sums what the grants hold and compares; the greedy preemption filters eligible grants, sorts them (lowest priority, soft, newest first) and takes victims until the request fits (it does not reprieve).',
     ];
