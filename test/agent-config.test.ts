@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { compileAgentConfig } from '../src/agent/agent-config.js';
+import { advertisedEndpoint, compileAgentConfig } from '../src/agent/agent-config.js';
 import { checkPriority, checkQuota } from '../src/agent/policy.js';
 import { ROOT } from './support/cli.js';
 
@@ -16,6 +16,21 @@ test('the example config in deploy/ compiles; values are parsed once and frozen'
   assert.equal(c.bodyLimit, 65536);
 });
 
+test('the registered endpoint: advertise wins, else the bound listener, a wildcard by host name', () => {
+  const c = compileAgentConfig(
+    { RRM_AGENT_ADVERTISE: 'http://node-7.internal:7411/' },
+    { config: join(ROOT, 'deploy/agent.example.json') },
+    '/var/lib/rrm',
+  );
+  assert.equal(c.advertise, 'http://node-7.internal:7411');
+  const bound = { host: '0.0.0.0', port: 7411 };
+  assert.equal(advertisedEndpoint(c.advertise, bound, 'h'), 'http://node-7.internal:7411');
+  assert.equal(advertisedEndpoint(null, bound, 'node-7'), 'http://node-7:7411');
+  assert.equal(advertisedEndpoint(null, { host: '127.0.0.1', port: 40123 }, 'h'), 'http://127.0.0.1:40123');
+  assert.equal(advertisedEndpoint(null, { host: '::1', port: 1 }, 'h'), 'http://[::1]:1');
+  assert.equal(advertisedEndpoint(null, undefined, 'h'), undefined);
+});
+
 test('bad configs fail at start with the field named', () => {
   const dir = mkdtempSync(join(tmpdir(), 'rrm-cfg-'));
   const cases: Array<[unknown, RegExp]> = [
@@ -24,6 +39,8 @@ test('bad configs fail at start with the field named', () => {
     [{ policy: { quotas: { x: { cpu: '-1' } } } }, /policy.quotas.x.cpu/],
     [{ tokens: { x: { token: 'short' } } }, /tokens.x.token: must be at least 16/],
     [{ maxWait: 'forever' }, /maxWait/],
+    [{ advertise: 'host:7411' }, /advertise: "host:7411" is not http:\/\/host:port/],
+    [{ advertise: 'http://h:7411/path' }, /advertise/],
   ];
   for (const [body, message] of cases) {
     const file = join(dir, 'c.json');

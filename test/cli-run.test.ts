@@ -260,6 +260,39 @@ test('a time limit stops the command with exit 124', async () => {
   assert.equal(h?.state, 'timed-out');
 });
 
+test('--target any on the embedded ledger runs here; an instance the ledger does not hold is refused', async () => {
+  const dir = stateDir();
+  await setCapacity(dir, '--cpu', '2');
+  const r = await rrm(dir, [
+    'run',
+    '--json',
+    '--target-selector',
+    'zone!=b',
+    '--cpu',
+    '1',
+    '--',
+    'sh',
+    '-c',
+    'exit 3',
+  ]);
+  assert.equal(r.code, 3, r.stderr);
+  const placed = r.stderr
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as { event: string; instance?: string; fit?: string })
+    .find((e) => e.event === 'placed');
+  assert.deepEqual([placed?.instance, placed?.fit], ['local', 'grant']);
+  const [h] = await rrmJson<Array<{ state: string }>>(dir, ['history']);
+  assert.equal(h?.state, 'released');
+  const elsewhere = await rrm(dir, ['run', '--target', 'node-9', '--', 'true']);
+  assert.equal(elsewhere.code, 75, elsewhere.stderr);
+  assert.match(elsewhere.stderr, /--target node-9: cannot run the command there: not in the ledger/);
+  const none = await rrm(dir, ['run', '--target-selector', 'zone=a', '--', 'true']);
+  assert.equal(none.code, 75, none.stderr);
+  assert.match(none.stderr, /no instance with labels zone=a can run this command: local \(labels differ\)/);
+  assert.equal((await rrmJson<unknown[]>(dir, ['history'])).length, 1, 'nothing else was reserved');
+});
+
 test('bad input exits 64 naming the bad value and leaves the ledger file unchanged', async () => {
   const dir = stateDir();
   await setCapacity(dir, '--cpu', '2');
@@ -275,6 +308,10 @@ test('bad input exits 64 naming the bad value and leaves the ledger file unchang
     [['run', '--cpu', '99999999999999999999', '--', 'true'], /too large/],
     [['run', '--resource', '=1', '--', 'true'], /resource name ""/],
     [['run', '--time-limit', 'soon', '--', 'true'], /"soon"/],
+    [['run', '--target', 'b', '--target-selector', 'zone=a', '--', 'true'], /cannot be used with --target b/],
+    [['run', '--target-selector', 'zone', '--', 'true'], /"zone" is not key=value/],
+    [['run', '--target', 'any', '--strategy', 'random', '--', 'true'], /"random" is not one of/],
+    [['run', '--strategy', 'balanced', '--', 'true'], /--target any only/],
     [['capacity', 'set', '--cpu', 'NaN'], /"NaN"/],
     [['release', 'not-an-id'], /not-an-id/],
     [['frob'], /unknown command "frob"/],

@@ -27,6 +27,11 @@ export interface AgentConfig {
   readonly socketGroup: string | null;
   /** TCP listener `host:port`, or null for none. */
   readonly listen: { readonly host: string; readonly port: number } | null;
+  /**
+   * The URL other hosts reach this agent at (`http://host:port`), registered with the instance so
+   * `rrm run --target any` can send installs here; null = derived from the TCP listener.
+   */
+  readonly advertise: string | null;
   /** Per-user token files for local callers. */
   readonly tokensDir: string;
   /** Bearer tokens for remote callers: token → identity. */
@@ -49,6 +54,7 @@ const KNOWN = [
   'socket',
   'socketGroup',
   'listen',
+  'advertise',
   'tokensDir',
   'tokens',
   'policy',
@@ -86,6 +92,7 @@ export interface AgentFlags {
   readonly stateDir?: string;
   readonly socket?: string;
   readonly listen?: string;
+  readonly advertise?: string;
   readonly tokensDir?: string;
 }
 
@@ -123,6 +130,11 @@ export function compileAgentConfig(
   const listenRaw = flags.listen ?? env.RRM_AGENT_LISTEN ?? raw.listen;
   const listen =
     listenRaw === undefined || listenRaw === null ? null : parseListen(string(listenRaw, 'listen'), 'listen');
+  const advertiseRaw = flags.advertise ?? env.RRM_AGENT_ADVERTISE ?? raw.advertise;
+  const advertise =
+    advertiseRaw === undefined || advertiseRaw === null ? null : string(advertiseRaw, 'advertise');
+  if (advertise !== null && !/^http:\/\/([^/:\s]+|\[[^\]\s]+\]):\d{1,5}\/?$/.test(advertise))
+    throw bad('advertise', `${JSON.stringify(advertise)} is not http://host:port`);
   const tokens: Record<string, { name: string; admin: boolean }> = {};
   for (const [name, spec] of Object.entries(raw.tokens === undefined ? {} : object(raw.tokens, 'tokens'))) {
     const t = object(spec, `tokens.${name}`);
@@ -156,6 +168,7 @@ export function compileAgentConfig(
     socket,
     socketGroup: raw.socketGroup === undefined ? null : string(raw.socketGroup, 'socketGroup'),
     listen,
+    advertise: advertise?.replace(/\/$/, '') ?? null,
     tokensDir:
       flags.tokensDir ??
       (raw.tokensDir !== undefined
@@ -177,4 +190,19 @@ export function compileAgentConfig(
     instanceTtlMs: duration(env.RRM_INSTANCE_TTL ?? raw.instanceTtl, 'instanceTtl', 10_000),
     logLevel: raw.logLevel === undefined ? (env.RRM_LOG_LEVEL ?? 'info') : string(raw.logLevel, 'logLevel'),
   });
+}
+
+/**
+ * The endpoint registered for this agent: `advertise` if set, else the TCP listener as bound
+ * (a wildcard address is replaced by the host name); none without TCP.
+ */
+export function advertisedEndpoint(
+  advertise: string | null,
+  bound: { readonly host: string; readonly port: number } | undefined,
+  host: string,
+): string | undefined {
+  if (advertise) return advertise;
+  if (!bound) return undefined;
+  const name = bound.host === '0.0.0.0' || bound.host === '::' ? host : bound.host;
+  return `http://${name.includes(':') ? `[${name}]` : name}:${bound.port}`;
 }

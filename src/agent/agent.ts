@@ -29,7 +29,7 @@ import { openLedger } from '../ledger/open.js';
 import { RrmError } from '../model/errors.js';
 import { requestOf, type Reservation, type ReservationRequest } from '../model/reservation.js';
 import { runInstall } from '../runner/run-install.js';
-import type { AgentConfig } from './agent-config.js';
+import { advertisedEndpoint, type AgentConfig } from './agent-config.js';
 import { buildApp } from './app.js';
 import type { InstallRunner } from './routes/installs.js';
 import { Identities, localUsers } from './identities.js';
@@ -154,23 +154,6 @@ export async function startAgent(
     }
   }
 
-  // Register the instance (a no-op on the embedded ledger): while this agent lives it is up.
-  const registration = await ledger.store.register(
-    instanceId,
-    {
-      host: hostname(),
-      pid: me.pid,
-      since: Date.now(),
-      driver: enforcer.report.driver,
-      ...(config.listen ? { endpoint: `http://${config.listen.host}:${config.listen.port}` } : {}),
-      version,
-    },
-    config.instanceTtlMs,
-  );
-  void registration.lost.then(() =>
-    log.error({ instance: instanceId }, 'lost the instance registration: this instance is down in the fleet'),
-  );
-
   const app = await buildApp({
     ledger,
     instanceId,
@@ -220,6 +203,33 @@ export async function startAgent(
     tcpAddress = { host: addr.address, port: addr.port };
   }
   if (!config.socket) await app.ready();
+
+  // Register the instance (a no-op on the embedded ledger) once the API listens: while this agent
+  // lives it is up, and other hosts reach it at its advertised endpoint.
+  const endpoint = advertisedEndpoint(config.advertise, tcpAddress, hostname());
+  const registration = await ledger.store
+    .register(
+      instanceId,
+      {
+        host: hostname(),
+        pid: me.pid,
+        since: Date.now(),
+        driver: enforcer.report.driver,
+        ...(endpoint ? { endpoint } : {}),
+        version,
+      },
+      config.instanceTtlMs,
+    )
+    .catch(async (e: unknown) => {
+      tcp?.close();
+      await app.close();
+      if (config.socket && existsSync(config.socket)) unlinkSync(config.socket);
+      await ledger.close();
+      throw e;
+    });
+  void registration.lost.then(() =>
+    log.error({ instance: instanceId }, 'lost the instance registration: this instance is down in the fleet'),
+  );
 
   const sweeper = setInterval(() => {
     void ledger

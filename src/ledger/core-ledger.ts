@@ -30,7 +30,13 @@ import {
   type Reservation,
   type ReservationRequest,
 } from '../model/reservation.js';
-import { DEFAULT_STRATEGY, rankInstances, type Candidate, type Fit } from '../placement/place.js';
+import {
+  DEFAULT_STRATEGY,
+  rankInstances,
+  type Candidate,
+  type Fit,
+  type Ranking,
+} from '../placement/place.js';
 import { formatSelector } from '../placement/selector.js';
 import { instanceStatus, type InstanceStatus } from '../placement/instance-status.js';
 import type { ResourceVector } from '../model/vector.js';
@@ -263,6 +269,18 @@ export class CoreLedger implements LedgerClient {
     const there = moved.outcome.reservation;
     await this.release(id, { token }, { reason: `placed on ${there.instance} instead` });
     return there;
+  }
+
+  /**
+   * How placement would rank the instances for `request` now (the `target: any` ranking; nothing
+   * is committed), with every instance's status.
+   */
+  async rank(request: ReservationRequest): Promise<{ ranking: Ranking; statuses: InstanceStatus[] }> {
+    const snaps = await this.store.snapshots();
+    const spec = request.placement ?? { selector: {}, strategy: DEFAULT_STRATEGY };
+    const salt = randomBytes(6).toString('hex');
+    const ranking = rankInstances(snaps, request, spec, this.env.now(), new Set(), salt);
+    return { ranking, statuses: snaps.map(instanceStatus) };
   }
 
   /** Every instance with what is granted and free, and whether its agent is up. */

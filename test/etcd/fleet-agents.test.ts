@@ -1,7 +1,8 @@
 /**
  * Real `rrm agent` processes on one etcd ledger: each registers its instance under a kept-alive
  * lease. Killing one (SIGKILL) marks its instance down within the lease, its grants end, and a
- * waiter for `any` that was queued there is placed on an instance that is up.
+ * waiter for `any` that was queued there is placed on an instance that is up. `rrm run --target any`
+ * from a host outside the fleet runs its command on the chosen instance through that agent.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -14,7 +15,7 @@ import { CoreLedger } from '../../src/ledger/core-ledger.js';
 import { EtcdStore } from '../../src/ledger/etcd/etcd-store.js';
 import { ANY_INSTANCE, type Reservation } from '../../src/model/reservation.js';
 import type { InstanceStatus } from '../../src/placement/instance-status.js';
-import { spawnAgent, type AgentProcess } from '../support/agent.js';
+import { spawnAgent, TOKENS, type AgentProcess } from '../support/agent.js';
 import { rrm, waitFor } from '../support/cli.js';
 import { request } from '../support/core-fixtures.js';
 import { startEtcdCluster, uniquePrefix, type EtcdCluster } from '../support/etcd-cluster.js';
@@ -142,6 +143,47 @@ test('killing an agent: its instance is down within its lease, its grants end, w
   assert.match(table.stdout, /node-b\s+up/);
   assert.doesNotMatch(table.stdout, /node-a/);
   await ledger.release(got.handle.id, { token: got.handle.token });
+
+  // rrm run from a host outside the fleet: placement picks node-b (node-a is down) and the command
+  // runs there through node-b's agent, at the endpoint it registered; its exit code comes back.
+  const runEnv = {
+    RRM_LEDGER: ledgerUrl,
+    RRM_ENFORCE: 'none',
+    RRM_INSTANCE: 'cli-host',
+    RRM_AGENT_TOKEN: TOKENS.admin,
+  };
+  const ran = await rrm(
+    dir,
+    [
+      'run',
+      '--json',
+      '--target',
+      'any',
+      '--cpu',
+      '1',
+      '--',
+      'sh',
+      '-c',
+      'echo "ran $RRM_RESERVATION_ID"; exit 5',
+    ],
+    runEnv,
+  );
+  assert.equal(ran.code, 5, ran.stderr);
+  const placed = ran.stderr
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as { event: string; instance?: string; endpoint?: string })
+    .find((e) => e.event === 'placed');
+  assert.deepEqual([placed?.instance, placed?.endpoint], ['node-b', agents[1]!.url]);
+  const ranId = /ran (rsv_\S+)/.exec(ran.stdout)?.[1];
+  assert.ok(ranId, ran.stdout);
+  const ranR = await ledger.get(ranId);
+  assert.deepEqual([ranR?.instance, ranR?.state, ranR?.requests.cpu], ['node-b', 'released', 1000]);
+  const down = await rrm(dir, ['run', '--target-selector', 'zone=a', '--', 'true'], runEnv);
+  assert.equal(down.code, 75, down.stderr);
+  assert.match(down.stderr, /no instance with labels zone=a can run this command: node-a \(down\)/);
+  const named = await rrm(dir, ['run', '--target', 'node-a', '--', 'true'], runEnv);
+  assert.match(named.stderr, /--target node-a: cannot run the command there: its agent is down/);
   t.diagnostic(
     `node-a down ${downAfter} ms after SIGKILL (lease ${TTL_MS} ms); its grant ended after ${endedAfter} ms`,
   );

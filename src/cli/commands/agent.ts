@@ -2,12 +2,12 @@
 import { readFileSync } from 'node:fs';
 import { compileAgentConfig } from '../../agent/agent-config.js';
 import { startAgent } from '../../agent/agent.js';
-import { compileConfig, defaultStateDir } from '../../config.js';
+import { defaultStateDir } from '../../config.js';
 import { flag, parseOptions, str } from '../args.js';
 import type { Context } from '../context.js';
 
 export const AGENT_HELP = `Usage: rrm agent [--config FILE] [--socket PATH|none] [--listen HOST:PORT]
-                 [--state-dir DIR] [--tokens-dir DIR]
+                 [--advertise http://HOST:PORT] [--state-dir DIR] [--tokens-dir DIR]
 
 Runs the rrm agent: the same ledger and rules as embedded mode, served as an HTTP API (JSON,
 /openapi.json) on a Unix socket (default /run/rrm/agent.sock, mode 0660) and optionally on TCP.
@@ -15,9 +15,14 @@ Local users authenticate with the token file the agent keeps for them in the tok
 (default: next to the socket), remote callers with bearer tokens from the config file. The CLI and
 SDK use a running agent automatically (--agent / RRM_AGENT, or the default socket).
 
-Config: /etc/rrm/agent.json or --config FILE (JSON: socket, socketGroup, listen, tokensDir,
+In a fleet (rrm --ledger etcd://... agent, or RRM_LEDGER) it registers its instance (RRM_INSTANCE,
+labels from RRM_INSTANCE_LABELS) under a lease; with TCP it also registers where other hosts reach
+it (--advertise, default the listener's address), so rrm run --target any can send installs here.
+
+Config: /etc/rrm/agent.json or --config FILE (JSON: socket, socketGroup, listen, advertise, tokensDir,
 tokens {name: {token, admin}}, policy {admins, maxPriority, quotas}, bodyLimit, handlerTimeout,
-maxWait, sweepInterval, logLevel). Flags and RRM_AGENT_SOCKET / RRM_AGENT_LISTEN override it.
+maxWait, sweepInterval, instanceTtl, logLevel). Flags and RRM_AGENT_SOCKET, RRM_AGENT_LISTEN,
+RRM_AGENT_ADVERTISE, RRM_INSTANCE_TTL override it.
 SIGTERM or SIGINT: stops accepting requests, stops running installs, releases, exits 0.
 `;
 
@@ -26,6 +31,7 @@ export async function agentCommand(ctx: Context, args: readonly string[]): Promi
     config: { type: 'string' },
     socket: { type: 'string' },
     listen: { type: 'string' },
+    advertise: { type: 'string' },
     'state-dir': { type: 'string' },
     'tokens-dir': { type: 'string' },
     help: { type: 'boolean', short: 'h' },
@@ -40,12 +46,13 @@ export async function agentCommand(ctx: Context, args: readonly string[]): Promi
       config: str(values, 'config'),
       socket: str(values, 'socket'),
       listen: str(values, 'listen'),
+      advertise: str(values, 'advertise'),
       stateDir: str(values, 'state-dir'),
       tokensDir: str(values, 'tokens-dir'),
     },
     defaultStateDir(ctx.env, process.getuid?.() ?? 1000),
   );
-  const ledgerConfig = compileConfig(ctx.env, { stateDir: config.stateDir });
+  const ledgerConfig = ctx.config({ 'state-dir': config.stateDir });
   const pkg = JSON.parse(readFileSync(new URL('../../../../package.json', import.meta.url), 'utf8')) as {
     version: string;
   };

@@ -8,7 +8,17 @@ import { parseDuration } from '../../model/duration.js';
 import { RrmError } from '../../model/errors.js';
 import { localEnforcer } from '../../host/local-enforcer.js';
 import { DEFAULT_PRIORITY, parsePriority } from '../../model/priority.js';
-import type { Mode, OnPreempt, ReservationRequest } from '../../model/reservation.js';
+import {
+  ANY_INSTANCE,
+  type Mode,
+  type OnPreempt,
+  type PlacementSpec,
+  type PlacementStrategy,
+  type ReservationRequest,
+} from '../../model/reservation.js';
+import { chooseDestination, namedDestination, type Destination } from '../../placement/destination.js';
+import { DEFAULT_STRATEGY, STRATEGIES } from '../../placement/place.js';
+import { parseSelector } from '../../placement/selector.js';
 import { processStartTime } from '../../host/process-identity.js';
 import { resolveContext, resolveInstallProfile } from '../../profiles/resolve.js';
 import { HistoryStore, sampleFromRun } from '../../profiles/history.js';
@@ -21,7 +31,7 @@ import { submit } from '../../admission/transitions.js';
 import { describeShortfall } from '../../client/acquire.js';
 import { printJson, table } from '../output.js';
 import { profileRows } from './profile.js';
-import { isRemote } from '../../client/agent-client.js';
+import { isRemote, parseAgentUrl } from '../../client/agent-client.js';
 import type { ResourceProfile } from '../../profiles/profile.js';
 import { remoteInstall } from '../remote-install.js';
 import { findExecutable } from '../../runner/which.js';
@@ -57,6 +67,13 @@ Policy:
   --on-preempt requeue|fail|pause
                        when preempted: stop and run again later (default), stop and fail,
                        or be frozen until re-admitted (where freezing frees enough)
+Placement (a fleet: rrm --ledger etcd://... run, or RRM_LEDGER):
+  --target ID|any      the instance to run on (default: this host's, RRM_INSTANCE); another
+                       instance's install is sent to its agent (RRM_AGENT_TOKEN: an admin token)
+  --target-selector k=v,k2!=v2
+                       any instance whose labels match (implies --target any)
+  --strategy S         how --target any ranks instances that fit: least-allocated (default,
+                       spreads), most-allocated (packs) or balanced
 Output:
   --json               rrm's own messages as JSON lines on stderr
   --quiet              no progress or summary lines
@@ -82,6 +99,8 @@ const OPTIONS: OptionSpec = {
   'never-preempt': { type: 'boolean' },
   'on-preempt': { type: 'string' },
   target: { type: 'string' },
+  'target-selector': { type: 'string' },
+  strategy: { type: 'string' },
   quiet: { type: 'boolean', short: 'q' },
   'dry-run': { type: 'boolean' },
   ...COMMON_OPTIONS,
@@ -89,8 +108,10 @@ const OPTIONS: OptionSpec = {
 
 export interface RunPlan {
   readonly command: string[];
-  /** This host's instance, once the config is known. */
+  /** `--target`: an instance, `any`, or undefined for this host's instance. */
   readonly target?: string;
+  /** With `--target any`: the selector and strategy placement ranks by. */
+  readonly placement?: PlacementSpec;
   readonly flags: Record<string, number>;
   readonly limits: Record<string, number>;
   readonly mode: Mode;
@@ -147,26 +168,46 @@ export function parseRun(
     json: flag(values, 'json'),
     quiet: flag(values, 'quiet'),
     dryRun: flag(values, 'dry-run'),
+    ...placementFlags(values),
   };
   return { plan, values };
 }
 
-/** The command runs here, so the reservation must be on this host's instance. */
-function checkTarget(target: string | undefined, config: Config): string {
-  if (target === undefined || target === config.instanceId) return config.instanceId;
-  throw usageError(
-    `--target ${JSON.stringify(target)}: rrm run runs the command on this host, whose instance is ${config.instanceId}; ` +
-      'to place work on any instance of a fleet, reserve with target "any" through the SDK or POST /v1/reservations and run it where it was granted',
-  );
+/** `--target`, `--target-selector`, `--strategy`: where the command should run. */
+function placementFlags(values: Values): { target?: string; placement?: PlacementSpec } {
+  const selectorText = str(values, 'target-selector');
+  const strategy = str(values, 'strategy');
+  const target = str(values, 'target') ?? (selectorText !== undefined ? ANY_INSTANCE : undefined);
+  if (target === '') throw usageError('--target: needs an instance id or any');
+  if (target !== ANY_INSTANCE) {
+    if (selectorText !== undefined)
+      throw usageError(
+        `--target-selector chooses among instances; it cannot be used with --target ${target}`,
+      );
+    if (strategy !== undefined) throw usageError('--strategy ranks instances for --target any only');
+    return target === undefined ? {} : { target };
+  }
+  if (strategy !== undefined && !STRATEGIES.includes(strategy as PlacementStrategy))
+    throw usageError(`--strategy: ${JSON.stringify(strategy)} is not one of ${STRATEGIES.join(', ')}`);
+  const selector = parseSelector(selectorText ?? '');
+  return {
+    target,
+    placement: { selector, strategy: (strategy as PlacementStrategy | undefined) ?? DEFAULT_STRATEGY },
+  };
 }
 
-function buildRequest(plan: RunPlan, profile: ResourceProfile, leaseMs: number): ReservationRequest {
+function buildRequest(
+  plan: RunPlan,
+  profile: ResourceProfile,
+  leaseMs: number,
+  target: string,
+): ReservationRequest {
   return {
     packages: [],
     command: plan.command,
     requests: profile.requests,
     limits: profile.limits && Object.keys(profile.limits).length ? profile.limits : undefined,
-    target: plan.target as string,
+    target,
     mode: plan.mode,
     priority: plan.priority,
     timeLimitMs: plan.timeLimitMs,
@@ -190,10 +231,8 @@ export async function runCommand(ctx: Context, args: readonly string[]): Promise
     ctx.io.out(RUN_HELP);
     return 0;
   }
-  let { plan } = parsed;
-  const { values } = parsed;
+  const { plan, values } = parsed;
   const config = ctx.config(values as never);
-  plan = { ...plan, target: checkTarget(str(values as never, 'target'), config) };
   const say = (event: string, text: string, data: Record<string, unknown> = {}): void => {
     if (plan.json) ctx.io.err(`${JSON.stringify({ event, ...data })}\n`);
     else if (!plan.quiet) ctx.io.err(`rrm: ${text}\n`);
@@ -229,9 +268,13 @@ async function runResolved(
     resolveContext(config, ctx.env, { history: history ?? 'none' }),
   );
   const agent = ctx.agent(values as never);
-  const request = { ...buildRequest(plan, profile, config.leaseMs), packages };
+  let request = { ...buildRequest(plan, profile, config.leaseMs, config.instanceId), packages };
+  const elsewhere = plan.target !== undefined && (plan.target !== config.instanceId || plan.placement);
+  const dest = elsewhere ? await destinationOf(ctx, config, values, plan, request, say) : undefined;
+  if (dest) request = { ...request, target: dest.instance };
   if (plan.dryRun)
     return dryRun(ctx, plan, profile, request, await ctx.ledger(config, undefined, values as Values));
+  if (dest?.endpoint) return remoteInstall(parseAgentUrl(dest.endpoint, ctx.env), request, say);
   if (agent && isRemote(agent)) return remoteInstall(agent, request, say);
   if (!findExecutable(plan.command[0] as string, ctx.env.PATH)) {
     throw new RrmError(
@@ -313,6 +356,57 @@ async function runResolved(
   }
 }
 
+/**
+ * Where a command for another instance or for `--target any` runs: placement's ranking on the
+ * ledger (src/placement/destination.ts). This host's instance runs it here; another's agent is
+ * sent it as a remote install and reserves it there. The choice is made once, at start.
+ */
+async function destinationOf(
+  ctx: Context,
+  config: Config,
+  values: Record<string, unknown>,
+  plan: RunPlan,
+  request: ReservationRequest,
+  say: Say,
+): Promise<Destination> {
+  const ledger = await ctx.ledger(config, undefined, values as Values);
+  try {
+    let dest: Destination;
+    if (plan.placement) {
+      if (!(ledger instanceof CoreLedger))
+        throw usageError(
+          '--target any ranks the instances on the ledger itself: name it with --ledger etcd://... (or RRM_LEDGER), not through an agent',
+        );
+      const { ranking, statuses } = await ledger.rank({
+        ...request,
+        target: ANY_INSTANCE,
+        placement: plan.placement,
+      });
+      dest = chooseDestination(ranking, statuses, config.instanceId, plan.placement.selector);
+    } else {
+      dest = namedDestination(plan.target as string, await ledger.instanceStatus(), config.instanceId);
+    }
+    const c = dest.candidate;
+    const how = c
+      ? ` (${c.fit === 'grant' ? `fits now, ${plan.placement?.strategy} score ${c.score.toFixed(0)}` : c.fit === 'preempt' ? 'fits by preempting' : c.fit === 'wait' ? 'fits once others end' : 'can never fit'})`
+      : '';
+    say(
+      'placed',
+      `running on ${dest.instance}${dest.endpoint ? ` through its agent ${dest.endpoint}` : ', this host'}${how}` +
+        (dest.passed.length ? `; passed over ${dest.passed.join(', ')}` : ''),
+      {
+        instance: dest.instance,
+        ...(dest.endpoint ? { endpoint: dest.endpoint } : {}),
+        ...(c ? { fit: c.fit, score: c.score } : {}),
+        passed: dest.passed,
+      },
+    );
+    return dest;
+  } finally {
+    await ledger.close();
+  }
+}
+
 /** `--dry-run`: the profile, and what submitting it would do now (decided on a snapshot, not committed). */
 async function dryRun(
   ctx: Context,
@@ -350,11 +444,17 @@ async function dryRun(
               shortfall: outcome.shortfall,
             };
     if (plan.json)
-      printJson(ctx.io, { command: plan.command, profile, packages: request.packages, prediction });
+      printJson(ctx.io, {
+        command: plan.command,
+        instance: request.target,
+        profile,
+        packages: request.packages,
+        prediction,
+      });
     else {
       ctx.io.out(table(profileRows(profile)));
       ctx.io.out(
-        `would ${prediction.would}${'shortfall' in prediction && prediction.shortfall?.length ? ` (short: ${describeShortfall(prediction.shortfall)})` : ''}\n`,
+        `would ${prediction.would} on ${request.target}${'shortfall' in prediction && prediction.shortfall?.length ? ` (short: ${describeShortfall(prediction.shortfall)})` : ''}\n`,
       );
     }
     return 0;
