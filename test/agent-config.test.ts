@@ -41,6 +41,16 @@ test('bad configs fail at start with the field named', () => {
     [{ maxWait: 'forever' }, /maxWait/],
     [{ advertise: 'host:7411' }, /advertise: "host:7411" is not http:\/\/host:port/],
     [{ advertise: 'http://h:7411/path' }, /advertise/],
+    [
+      { listen: '127.0.0.1:0', tls: { cert: '/nonexistent.pem', key: '/nonexistent.key' } },
+      /tls.cert: cannot read \/nonexistent.pem: ENOENT/,
+    ],
+    [{ listen: '127.0.0.1:0', tls: { cert: '/etc/hostname' } }, /tls: needs both cert and key/],
+    [
+      { listen: '127.0.0.1:0', tls: { cert: '/etc/hostname', key: '/etc/hostname', ca: 'x' } },
+      /tls.ca: unknown field/,
+    ],
+    [{ tls: { cert: '/etc/hostname', key: '/etc/hostname' } }, /tls: applies to the TCP listener/],
   ];
   for (const [body, message] of cases) {
     const file = join(dir, 'c.json');

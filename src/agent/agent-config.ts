@@ -32,6 +32,11 @@ export interface AgentConfig {
    * `rrm run --target any` can send installs here; null = derived from the TCP listener.
    */
   readonly advertise: string | null;
+  /**
+   * TLS on the TCP listener (PEM contents): with `clientCa`, callers must present a certificate it
+   * signed (mutual TLS), and the certificate's common name is their identity.
+   */
+  readonly tls: AgentTls | null;
   /** Per-user token files for local callers. */
   readonly tokensDir: string;
   /** Bearer tokens for remote callers: token → identity. */
@@ -46,6 +51,12 @@ export interface AgentConfig {
   readonly logLevel: string;
 }
 
+export interface AgentTls {
+  readonly cert: string;
+  readonly key: string;
+  readonly clientCa: string | null;
+}
+
 export const DEFAULT_CONFIG_FILE = '/etc/rrm/agent.json';
 export const DEFAULT_SOCKET = '/run/rrm/agent.sock';
 
@@ -55,6 +66,7 @@ const KNOWN = [
   'socketGroup',
   'listen',
   'advertise',
+  'tls',
   'tokensDir',
   'tokens',
   'policy',
@@ -133,8 +145,10 @@ export function compileAgentConfig(
   const advertiseRaw = flags.advertise ?? env.RRM_AGENT_ADVERTISE ?? raw.advertise;
   const advertise =
     advertiseRaw === undefined || advertiseRaw === null ? null : string(advertiseRaw, 'advertise');
-  if (advertise !== null && !/^http:\/\/([^/:\s]+|\[[^\]\s]+\]):\d{1,5}\/?$/.test(advertise))
-    throw bad('advertise', `${JSON.stringify(advertise)} is not http://host:port`);
+  const tls = compileTls(env, raw.tls);
+  if (tls && !listen) throw bad('tls', 'applies to the TCP listener: set listen too');
+  if (advertise !== null && !/^https?:\/\/([^/:\s]+|\[[^\]\s]+\]):\d{1,5}\/?$/.test(advertise))
+    throw bad('advertise', `${JSON.stringify(advertise)} is not http://host:port or https://host:port`);
   const tokens: Record<string, { name: string; admin: boolean }> = {};
   for (const [name, spec] of Object.entries(raw.tokens === undefined ? {} : object(raw.tokens, 'tokens'))) {
     const t = object(spec, `tokens.${name}`);
@@ -169,6 +183,7 @@ export function compileAgentConfig(
     socketGroup: raw.socketGroup === undefined ? null : string(raw.socketGroup, 'socketGroup'),
     listen,
     advertise: advertise?.replace(/\/$/, '') ?? null,
+    tls,
     tokensDir:
       flags.tokensDir ??
       (raw.tokensDir !== undefined
@@ -192,6 +207,34 @@ export function compileAgentConfig(
   });
 }
 
+function readPem(file: string, field: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (e) {
+    throw bad(field, `cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+  }
+}
+
+/** `tls: {cert, key, clientCa}` (file paths), each overridden by RRM_AGENT_TLS_CERT/_KEY/_CLIENT_CA. */
+function compileTls(env: NodeJS.ProcessEnv, rawTls: unknown): AgentTls | null {
+  const t = rawTls === undefined || rawTls === null ? {} : object(rawTls, 'tls');
+  for (const k of Object.keys(t))
+    if (!['cert', 'key', 'clientCa'].includes(k))
+      throw bad(`tls.${k}`, 'unknown field (known: cert, key, clientCa)');
+  const cert = env.RRM_AGENT_TLS_CERT ?? (t.cert === undefined ? undefined : string(t.cert, 'tls.cert'));
+  const key = env.RRM_AGENT_TLS_KEY ?? (t.key === undefined ? undefined : string(t.key, 'tls.key'));
+  const clientCa =
+    env.RRM_AGENT_TLS_CLIENT_CA ??
+    (t.clientCa === undefined ? undefined : string(t.clientCa, 'tls.clientCa'));
+  if (cert === undefined && key === undefined && clientCa === undefined) return null;
+  if (cert === undefined || key === undefined) throw bad('tls', 'needs both cert and key');
+  return Object.freeze({
+    cert: readPem(cert, 'tls.cert'),
+    key: readPem(key, 'tls.key'),
+    clientCa: clientCa === undefined ? null : readPem(clientCa, 'tls.clientCa'),
+  });
+}
+
 /**
  * The endpoint registered for this agent: `advertise` if set, else the TCP listener as bound
  * (a wildcard address is replaced by the host name); none without TCP.
@@ -200,9 +243,10 @@ export function advertisedEndpoint(
   advertise: string | null,
   bound: { readonly host: string; readonly port: number } | undefined,
   host: string,
+  tls = false,
 ): string | undefined {
   if (advertise) return advertise;
   if (!bound) return undefined;
   const name = bound.host === '0.0.0.0' || bound.host === '::' ? host : bound.host;
-  return `http://${name.includes(':') ? `[${name}]` : name}:${bound.port}`;
+  return `${tls ? 'https' : 'http'}://${name.includes(':') ? `[${name}]` : name}:${bound.port}`;
 }

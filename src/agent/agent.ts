@@ -15,6 +15,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { createServer, type Server } from 'node:http';
+import { createServer as createTlsServer, type Server as TlsServer } from 'node:https';
 import { connect } from 'node:net';
 import { dirname, join } from 'node:path';
 import { execFileSync } from 'node:child_process';
@@ -190,10 +191,21 @@ export async function startAgent(
       chownSync(config.socket, -1, gid);
     }
   }
-  let tcp: Server | undefined;
+  let tcp: Server | TlsServer | undefined;
   let tcpAddress: { host: string; port: number } | undefined;
   if (config.listen) {
-    tcp = createServer((req, res) => app.routing(req, res));
+    const tls = config.tls;
+    tcp = tls
+      ? createTlsServer(
+          {
+            cert: tls.cert,
+            key: tls.key,
+            // Mutual TLS: only certificates the client CA signed get through the handshake.
+            ...(tls.clientCa ? { ca: tls.clientCa, requestCert: true, rejectUnauthorized: true } : {}),
+          },
+          (req, res) => app.routing(req, res),
+        )
+      : createServer((req, res) => app.routing(req, res));
     tcp.requestTimeout = config.maxWaitMs + 30_000;
     await new Promise<void>((resolve, reject) => {
       tcp!.once('error', reject);
@@ -206,7 +218,7 @@ export async function startAgent(
 
   // Register the instance (a no-op on the embedded ledger) once the API listens: while this agent
   // lives it is up, and other hosts reach it at its advertised endpoint.
-  const endpoint = advertisedEndpoint(config.advertise, tcpAddress, hostname());
+  const endpoint = advertisedEndpoint(config.advertise, tcpAddress, hostname(), config.tls !== null);
   const registration = await ledger.store
     .register(
       instanceId,

@@ -81,11 +81,12 @@ export async function buildApp(deps: AgentDeps): Promise<FastifyInstance> {
   });
   app.addHook('onRequest', async (req) => {
     if (!req.url.startsWith('/v1/')) return;
-    const who = deps.identities.resolve(req.headers.authorization);
+    const who =
+      deps.identities.resolve(req.headers.authorization) ?? deps.identities.fromCertificate(req.raw.socket);
     if (!who)
       throw new RrmError(
         'RRM_ERR_UNAUTHENTICATED',
-        'present a token: Authorization: Bearer <token> (local users: the file in the agent tokens directory)',
+        'present a token: Authorization: Bearer <token> (local users: the file in the agent tokens directory), or a client certificate over mutual TLS',
       );
     req.identity = who;
     req.log = req.log.child({ identity: who.name });

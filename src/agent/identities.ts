@@ -2,10 +2,12 @@
  * Caller identities. Remote callers present a bearer token from the config; local callers read a
  * per-user token file that the agent keeps in the tokens directory, readable only by that user
  * (mode 0400, owned by the user), so the token proves the local user. Tokens survive restarts.
+ * Over mutual TLS, the client certificate's common name is the identity.
  */
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { TLSSocket } from 'node:tls';
 import type { Identity } from './policy.js';
 
 export interface LocalUser {
@@ -51,6 +53,18 @@ export class Identities {
       chownSync(file, u.uid, u.gid);
       this.byToken.set(token, { name: u.name, admin: this.admins.includes(u.name) });
     }
+  }
+
+  /**
+   * The identity of a mutual-TLS caller: the common name of the certificate it presented, which
+   * the handshake already checked against the client CA. Undefined on any other connection.
+   */
+  fromCertificate(socket: unknown): Identity | undefined {
+    if (!(socket instanceof TLSSocket) || !socket.authorized) return undefined;
+    const cn = socket.getPeerCertificate().subject?.CN;
+    const name = Array.isArray(cn) ? cn[0] : cn;
+    if (typeof name !== 'string' || name === '') return undefined;
+    return { name, admin: this.admins.includes(name) };
   }
 
   /** The identity behind an `Authorization: Bearer` header, or undefined. */

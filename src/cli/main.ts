@@ -24,8 +24,9 @@ Commands:
                                   profile and what the reservation would do, installing nothing;
                                   what is not an install (npm run, apt-get source) runs unreserved
 
-Global option: --agent unix:/path | /path | http://host:port talks to an rrm agent (also
-RRM_AGENT, with RRM_AGENT_TOKEN for TCP); without it the default socket /run/rrm/agent.sock is used
+Global option: --agent unix:/path | /path | http[s]://host:port talks to an rrm agent (also
+RRM_AGENT, with RRM_AGENT_TOKEN for TCP; for https, RRM_AGENT_CA and for mutual TLS RRM_AGENT_CERT
+and RRM_AGENT_KEY); without it the default socket /run/rrm/agent.sock is used
 when it exists and no --state-dir/RRM_STATE_DIR is given. Through a TCP agent, 'run' installs on
 the agent's machine and streams the output back.
 

@@ -4,6 +4,7 @@
  * stream (server-sent events), so waiters still sleep until something changes.
  */
 import { request as httpRequest, type IncomingMessage } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { userInfo } from 'node:os';
@@ -21,15 +22,35 @@ export interface AgentEndpoint {
   readonly socketPath?: string;
   readonly host?: string;
   readonly port?: number;
-  readonly token: string;
+  /** Bearer token; may be absent over mutual TLS, where the client certificate is the identity. */
+  readonly token?: string;
+  /** HTTPS: the CA that signed the agent's certificate, and the client certificate for mutual TLS. */
+  readonly tls?: { readonly ca?: Buffer; readonly cert?: Buffer; readonly key?: Buffer };
   /** A human description: the socket path or the URL. */
   readonly where: string;
 }
 
-/** `unix:/path`, `/path` or `http://host:port`; the token comes from RRM_AGENT_TOKEN or the caller's token file. */
+function readTlsFile(file: string | undefined, variable: string): Buffer | undefined {
+  if (file === undefined || file === '') return undefined;
+  try {
+    return readFileSync(file);
+  } catch (e) {
+    throw new RrmError(
+      'RRM_ERR_USAGE',
+      `${variable}: cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`,
+    );
+  }
+}
+
+/**
+ * `unix:/path`, `/path`, `http://host:port` or `https://host:port`. The token comes from
+ * RRM_AGENT_TOKEN or, on a local socket, the caller's token file. Over HTTPS, RRM_AGENT_CA names
+ * the CA to trust (default: the system's), and RRM_AGENT_CERT + RRM_AGENT_KEY a client certificate
+ * (mutual TLS), which is then enough without a token.
+ */
 export function parseAgentUrl(url: string, env: NodeJS.ProcessEnv, tokensDir?: string): AgentEndpoint {
   const socketPath = url.startsWith('unix:') ? url.slice(5) : url.startsWith('/') ? url : undefined;
-  let token = env.RRM_AGENT_TOKEN;
+  let token = env.RRM_AGENT_TOKEN || undefined;
   if (!token && socketPath) {
     const file = join(tokensDir ?? join(socketPath, '..', 'tokens'), userInfo().username);
     try {
@@ -41,15 +62,39 @@ export function parseAgentUrl(url: string, env: NodeJS.ProcessEnv, tokensDir?: s
       );
     }
   }
-  if (!token) throw new RrmError('RRM_ERR_UNAUTHENTICATED', `set RRM_AGENT_TOKEN to talk to ${url}`);
   if (socketPath) return { socketPath, token, where: socketPath };
-  const m = /^http:\/\/([^/:]+|\[[^\]]+\]):(\d+)\/?$/.exec(url);
+  const m = /^(https?):\/\/([^/:]+|\[[^\]]+\]):(\d+)\/?$/.exec(url);
   if (!m)
     throw new RrmError(
       'RRM_ERR_USAGE',
-      `--agent: ${JSON.stringify(url)} is not unix:/path, /path or http://host:port`,
+      `--agent: ${JSON.stringify(url)} is not unix:/path, /path, http://host:port or https://host:port`,
     );
-  return { host: m[1]!.replace(/^\[|\]$/g, ''), port: Number(m[2]), token, where: url };
+  const host = m[2]!.replace(/^\[|\]$/g, '');
+  const port = Number(m[3]);
+  if (m[1] === 'http') {
+    if (!token) throw new RrmError('RRM_ERR_UNAUTHENTICATED', `set RRM_AGENT_TOKEN to talk to ${url}`);
+    return { host, port, token, where: url };
+  }
+  const cert = readTlsFile(env.RRM_AGENT_CERT, 'RRM_AGENT_CERT');
+  const key = readTlsFile(env.RRM_AGENT_KEY, 'RRM_AGENT_KEY');
+  if ((cert === undefined) !== (key === undefined))
+    throw new RrmError(
+      'RRM_ERR_USAGE',
+      'RRM_AGENT_CERT and RRM_AGENT_KEY go together (a client certificate and its key)',
+    );
+  if (!token && !cert)
+    throw new RrmError(
+      'RRM_ERR_UNAUTHENTICATED',
+      `set RRM_AGENT_TOKEN, or RRM_AGENT_CERT and RRM_AGENT_KEY, to talk to ${url}`,
+    );
+  const ca = readTlsFile(env.RRM_AGENT_CA, 'RRM_AGENT_CA');
+  return {
+    host,
+    port,
+    token,
+    tls: { ...(ca ? { ca } : {}), ...(cert && key ? { cert, key } : {}) },
+    where: url,
+  };
 }
 
 export function isRemote(ep: AgentEndpoint): boolean {
@@ -78,15 +123,16 @@ export class AgentClient implements LedgerClient {
     const ep = this.endpoint;
     const payload = body === undefined ? undefined : JSON.stringify(body);
     return new Promise((resolve, reject) => {
-      const req = httpRequest(
+      const req = (ep.tls ? httpsRequest : httpRequest)(
         {
           method,
           path,
           socketPath: ep.socketPath,
           host: ep.host,
           port: ep.port,
+          ...ep.tls,
           headers: {
-            authorization: `Bearer ${ep.token}`,
+            ...(ep.token ? { authorization: `Bearer ${ep.token}` } : {}),
             ...(payload
               ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) }
               : {}),

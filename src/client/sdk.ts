@@ -52,7 +52,7 @@ export interface SdkOptions {
   readonly stateDir?: string;
   /** The ledger URL (see `rrm --help`); default RRM_LEDGER, else the embedded SQLite file. */
   readonly ledger?: string;
-  /** An agent to go through (unix:/path, /path or http://host:port); see chooseAgent for the default. */
+  /** An agent to go through (unix:/path, /path, http:// or https://host:port); see chooseAgent for the default. */
   readonly agent?: string;
   readonly env?: NodeJS.ProcessEnv;
   readonly onWait?: (status: WaitStatus) => void;

@@ -6,8 +6,8 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,17 +18,16 @@ import type { CoreLedger } from '../../src/ledger/core-ledger.js';
 import { openLedger } from '../../src/ledger/open.js';
 import { isRrmError } from '../../src/model/errors.js';
 import { request } from '../support/core-fixtures.js';
+import { makeCa, type Issued } from '../support/certs.js';
 import { findEtcdBinary } from '../support/etcd-cluster.js';
 
 let dir: string;
+let server: Issued;
+let client: Issued;
 let etcd: ChildProcess | undefined;
 let port: number;
 let log = '';
 const pem = (name: string): string => join(dir, name);
-
-function openssl(...args: string[]): void {
-  execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
-}
 
 async function freePort(): Promise<number> {
   const s = createServer();
@@ -40,55 +39,9 @@ async function freePort(): Promise<number> {
 
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'rrm-etcd-tls-'));
-  openssl(
-    'req',
-    '-x509',
-    '-newkey',
-    'rsa:2048',
-    '-nodes',
-    '-days',
-    '2',
-    '-subj',
-    '/CN=rrm-test-ca',
-    '-keyout',
-    'ca.key',
-    '-out',
-    'ca.pem',
-  );
-  const issue = (name: string, ext: string): void => {
-    writeFileSync(pem(`${name}.ext`), ext);
-    openssl(
-      'req',
-      '-newkey',
-      'rsa:2048',
-      '-nodes',
-      '-subj',
-      `/CN=${name}`,
-      '-keyout',
-      `${name}.key`,
-      '-out',
-      `${name}.csr`,
-    );
-    openssl(
-      'x509',
-      '-req',
-      '-in',
-      `${name}.csr`,
-      '-CA',
-      'ca.pem',
-      '-CAkey',
-      'ca.key',
-      '-CAcreateserial',
-      '-days',
-      '2',
-      '-extfile',
-      `${name}.ext`,
-      '-out',
-      `${name}.pem`,
-    );
-  };
-  issue('server', 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n');
-  issue('client', 'extendedKeyUsage=clientAuth\n');
+  const ca = makeCa(dir);
+  server = ca.issue('server', 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n');
+  client = ca.issue('client', 'extendedKeyUsage=clientAuth\n');
   port = await freePort();
   const peer = await freePort();
   etcd = spawn(
@@ -101,8 +54,8 @@ before(async () => {
       `--listen-peer-urls=http://127.0.0.1:${peer}`,
       `--initial-advertise-peer-urls=http://127.0.0.1:${peer}`,
       `--initial-cluster=tls0=http://127.0.0.1:${peer}`,
-      `--cert-file=${pem('server.pem')}`,
-      `--key-file=${pem('server.key')}`,
+      `--cert-file=${server.cert}`,
+      `--key-file=${server.key}`,
       `--trusted-ca-file=${pem('ca.pem')}`,
       '--client-cert-auth',
       '--log-level=warn',
@@ -123,8 +76,8 @@ const tlsEnv = (extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv => ({
   RRM_ENFORCE: 'none',
   RRM_INSTANCE: 'tls-node',
   RRM_ETCD_CA: pem('ca.pem'),
-  RRM_ETCD_CERT: pem('client.pem'),
-  RRM_ETCD_KEY: pem('client.key'),
+  RRM_ETCD_CERT: client.cert,
+  RRM_ETCD_KEY: client.key,
   ...extra,
 });
 
@@ -182,8 +135,8 @@ test('etcd authentication: user and password from the URL or the environment; a 
     hosts: [`https://127.0.0.1:${port}`],
     credentials: {
       rootCertificate: readFileSync(pem('ca.pem')),
-      certChain: readFileSync(pem('client.pem')),
-      privateKey: readFileSync(pem('client.key')),
+      certChain: readFileSync(client.cert),
+      privateKey: readFileSync(client.key),
     },
   });
   try {

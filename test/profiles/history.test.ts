@@ -22,6 +22,8 @@ const DAY = 86_400_000;
 const NOW = 1_800_000_000_000;
 const MiB = 2 ** 20;
 const o = DEFAULT_RECOMMEND;
+/** What the recommendation multiplies a measured value by (the safety margin). */
+const M = 1 + o.margin;
 
 /** Nearest-rank percentile of plain numbers. */
 function nearestRank(values: number[], p: number): number {
@@ -158,9 +160,9 @@ test('fewer than 3 usable runs: no recommendation; failures other than OOM do no
   assert.equal(recommend([ok(NOW), ok(NOW), { ...ok(NOW), exitCode: 1 }], NOW), undefined);
   assert.equal(recommend([ok(NOW), ok(NOW), ok(NOW - 200 * DAY)], NOW), undefined, 'older than maxAge');
   const r = recommend([ok(NOW), ok(NOW), ok(NOW)], NOW);
-  assert.equal(r?.requests.memory, Math.ceil(100 * MiB * 1.15));
-  assert.equal(r?.requests.cpu, Math.ceil(500 * 1.15), 'CPU request from CPU time / wall time');
-  assert.equal(r?.estimates.cpuMs, Math.ceil(500 * 1.15));
+  assert.equal(r?.requests.memory, Math.ceil(100 * MiB * M));
+  assert.equal(r?.requests.cpu, Math.ceil(500 * M), 'CPU request from CPU time / wall time');
+  assert.equal(r?.estimates.cpuMs, Math.ceil(500 * M));
 });
 
 test('the store: WAL, user_version migrations, exact → major → per-package evidence', () => {
@@ -188,7 +190,7 @@ test('the store: WAL, user_version migrations, exact → major → per-package e
       at: NOW - i * 1000,
     });
   assert.equal(store.recommend([sharp], cls, NOW)?.basis, 'exact');
-  assert.equal(store.recommend([sharp], cls, NOW)?.requests.memory, Math.ceil(120 * MiB * 1.15));
+  assert.equal(store.recommend([sharp], cls, NOW)?.requests.memory, Math.ceil(120 * MiB * M));
   assert.equal(
     store.recommend([{ ...sharp, version: '0.33.9' }], cls, NOW)?.basis,
     'major',
@@ -214,8 +216,8 @@ test('the store: WAL, user_version migrations, exact → major → per-package e
     store.record({ packages: [lodash], requests: {}, measured: measured(mem), instanceClass: cls, at: NOW });
   const both = store.recommend([sharp, lodash], cls, NOW);
   assert.equal(both?.basis, 'per-package');
-  assert.equal(both?.requests.memory, Math.ceil(120 * MiB * 1.15), 'memory: the larger');
-  assert.equal(both?.estimates.wallMs, 2 * Math.ceil(4000 * 1.15), 'time: the sum');
+  assert.equal(both?.requests.memory, Math.ceil(120 * MiB * M), 'memory: the larger');
+  assert.equal(both?.estimates.wallMs, 2 * Math.ceil(4000 * M), 'time: the sum');
   assert.equal(
     store.record({ packages: [], requests: {}, measured: measured(1) }),
     undefined,
@@ -289,7 +291,7 @@ test('sampleFromRun: what rrm run records from a finished run (paused time exclu
       ),
     );
   const r = store.recommend([pkg], 'any-class', Date.now());
-  assert.equal(r?.requests.cpu, Math.ceil(1000 * 1.15), '3 s of CPU over 3 s unpaused');
-  assert.equal(r?.estimates.wallMs, Math.ceil(3000 * 1.15));
+  assert.equal(r?.requests.cpu, Math.ceil(1000 * M), '3 s of CPU over 3 s unpaused');
+  assert.equal(r?.estimates.wallMs, Math.ceil(3000 * M));
   store.close();
 });

@@ -99,8 +99,9 @@ test('the table and --json: each dimension, its value, its source and confidence
   assert.equal(await profileCommand(makeContext(out, env), ['npm:tiny@1.2.3', 'apt:sl', '--no-metadata']), 0);
   const text = out.stdout();
   assert.match(text, /^npm install tiny@1\.2\.3 {2}\(npm install\)$/m);
-  assert.match(text, /^cpu +460m +history +0\.\d\d +p90 of 3 measured run/m);
-  assert.match(text, /^memory +73\.6Mi +history +0\.\d\d +\(as above\)$/m);
+  // 400 ms of CPU per 1 s and 64 MiB, each plus the 10% margin.
+  assert.match(text, /^cpu +441m +history +0\.\d\d +p90 of 3 measured run\(s\) .* \+ 10%/m);
+  assert.match(text, /^memory +70\.4Mi +history +0\.\d\d +\(as above\)$/m);
   assert.match(text, /^expected time +1\.1s +history /m);
   assert.match(text, /^apt-get install sl {2}\(apt-get install\)$/m);
   assert.match(text, /^memory +100Mi +manifest +0\.70 /m);

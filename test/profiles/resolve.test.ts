@@ -14,11 +14,14 @@ import { gzipSync } from 'node:zlib';
 import { execArgv } from '../../src/installers/index.js';
 import type { Exec, MetadataContext } from '../../src/installers/types.js';
 import { HistoryStore } from '../../src/profiles/history.js';
+import { DEFAULT_RECOMMEND } from '../../src/profiles/recommend.js';
 import { combine } from '../../src/profiles/profile.js';
 import { resolveContext, resolveInstallProfile, type ResolveContext } from '../../src/profiles/resolve.js';
 
 const MiB = 2 ** 20;
 const GiB = 2 ** 30;
+/** What the history recommendation multiplies a measured value by (its safety margin). */
+const M = 1 + DEFAULT_RECOMMEND.margin;
 
 async function serve(
   t: { after: (fn: () => void) => void },
@@ -154,9 +157,9 @@ test('the chain: flags → manifest → service → history → metadata → def
     { ...ctx, profileDirs: [], service: undefined },
   );
   assert.equal(r2.profile.sources.memory?.provenance, 'history');
-  assert.equal(r2.profile.requests.memory, Math.ceil(100 * MiB * 1.15));
-  assert.equal(r2.profile.requests.cpu, Math.ceil(500 * 1.15));
-  assert.equal(r2.profile.limits?.memory, Math.ceil(Math.ceil(100 * MiB * 1.15) * 1.25));
+  assert.equal(r2.profile.requests.memory, Math.ceil(100 * MiB * M));
+  assert.equal(r2.profile.requests.cpu, Math.ceil(500 * M));
+  assert.equal(r2.profile.limits?.memory, Math.ceil(Math.ceil(100 * MiB * M) * 1.25));
   assert.equal(r2.profile.limitSources?.memory?.provenance, 'history');
   // Cold: metadata only, then defaults.
   const cold = await resolveInstallProfile(

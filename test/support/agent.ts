@@ -96,7 +96,11 @@ export async function spawnAgent(
   child.stdout?.on('data', () => undefined);
   let url: string;
   try {
-    url = await waitFor('agent listening', () => /listening on (http:\/\/[\d.]+:\d+)/.exec(err)?.[1], 30_000);
+    url = await waitFor(
+      'agent listening',
+      () => /listening on (https?:\/\/[\d.]+:\d+)/.exec(err)?.[1],
+      30_000,
+    );
     await waitFor('agent socket', () => (existsSync(join(dir, 'agent.sock')) ? true : undefined));
   } catch (e) {
     child.kill('SIGKILL');

@@ -19,10 +19,12 @@ In a fleet (rrm --ledger etcd://... agent, or RRM_LEDGER) it registers its insta
 labels from RRM_INSTANCE_LABELS) under a lease; with TCP it also registers where other hosts reach
 it (--advertise, default the listener's address), so rrm run --target any can send installs here.
 
-Config: /etc/rrm/agent.json or --config FILE (JSON: socket, socketGroup, listen, advertise, tokensDir,
+Config: /etc/rrm/agent.json or --config FILE (JSON: socket, socketGroup, listen, advertise, tls {cert, key, clientCa}, tokensDir,
 tokens {name: {token, admin}}, policy {admins, maxPriority, quotas}, bodyLimit, handlerTimeout,
 maxWait, sweepInterval, instanceTtl, logLevel). Flags and RRM_AGENT_SOCKET, RRM_AGENT_LISTEN,
-RRM_AGENT_ADVERTISE, RRM_INSTANCE_TTL override it.
+RRM_AGENT_ADVERTISE, RRM_AGENT_TLS_CERT/_KEY/_CLIENT_CA, RRM_INSTANCE_TTL override it. With tls
+the TCP listener speaks HTTPS; with tls.clientCa callers must also present a certificate that CA
+signed, and its common name is their identity (admins: policy.admins).
 SIGTERM or SIGINT: stops accepting requests, stops running installs, releases, exits 0.
 `;
 
@@ -58,7 +60,9 @@ export async function agentCommand(ctx: Context, args: readonly string[]): Promi
   };
   const agent = await startAgent(config, ledgerConfig, pkg.version);
   if (agent.tcpAddress)
-    ctx.io.err(`rrm agent: listening on http://${agent.tcpAddress.host}:${agent.tcpAddress.port}\n`);
+    ctx.io.err(
+      `rrm agent: listening on ${config.tls ? 'https' : 'http'}://${agent.tcpAddress.host}:${agent.tcpAddress.port}\n`,
+    );
   await new Promise<void>((resolve) => {
     const onSignal = (): void => {
       process.off('SIGTERM', onSignal);
