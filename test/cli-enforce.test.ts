@@ -150,6 +150,67 @@ test(
 );
 
 test(
+  'a paused install that a later request needs the memory of is evicted, requeued and completes',
+  { skip },
+  async () => {
+    const dir = stateDir();
+    const log = join(dir, 'ticks.log');
+    assert.equal((await rrm(dir, ['capacity', 'set', '--cpu', '2', '--memory', '1Gi'])).code, 0);
+    const run = (name: string, args: string[], ms: string): string[] => [
+      'run',
+      ...args,
+      '--',
+      process.execPath,
+      TICKER,
+      log,
+      name,
+      ms,
+    ];
+    const batch = start(
+      dir,
+      run(
+        'batch',
+        ['--cpu', '2', '--memory', '600Mi', '--priority', 'batch', '--on-preempt', 'pause'],
+        '1500',
+      ),
+    );
+    await waitFor('batch ticking', () => (ticks(log).length > 3 ? true : undefined));
+    // Needs CPU only: pausing the batch install is enough.
+    const cpuOnly = start(
+      dir,
+      run('cpu', ['--cpu', '1', '--memory', '100Mi', '--priority', 'critical'], '2500'),
+    );
+    await waitFor('cpu ticking', () => (ticks(log).some((t) => t.name === 'cpu') ? true : undefined));
+    // Needs memory the paused install keeps: only eviction frees it.
+    const memory = await rrm(
+      dir,
+      run('memory', ['--cpu', '1', '--memory', '600Mi', '--priority', 'critical'], '300'),
+    );
+    assert.equal(memory.code, 0, memory.stderr);
+    assert.equal((await cpuOnly.done).code, 0);
+    const b = await batch.done;
+    assert.equal(b.code, 0, b.stderr);
+    assert.match(b.stderr, /paused \(frozen\)/);
+    assert.match(b.stderr, /preempted .* queued again/);
+    const all = ticks(log);
+    const memoryDone = all.find((t) => t.what === 'done' && t.name === 'memory');
+    const batchDone = all.filter((t) => t.what === 'done' && t.name === 'batch');
+    assert.ok(memoryDone, 'the memory-hungry install ran');
+    assert.equal(batchDone.length, 1, 'the evicted install finished once, on its second attempt');
+    assert.ok(batchDone[0]!.at > memoryDone.at, 'after the install that evicted it');
+    const history = await rrmJson<Array<{ id: string; state: string; attempt: number }>>(dir, ['history']);
+    const evicted = history.find((h) => h.state === 'preempted');
+    assert.ok(evicted, JSON.stringify(history));
+    const events = await rrmJson<Array<{ type: string }>>(dir, ['history', evicted.id]);
+    const types = events.map((e) => e.type).filter((t) => t !== 'process-started');
+    assert.deepEqual(types.slice(0, 4), ['queued', 'granted', 'preempt-requested', 'paused']);
+    assert.ok(types.lastIndexOf('preempt-requested') > types.indexOf('paused'), types.join(' '));
+    assert.equal(types.at(-1), 'preempted');
+    assertNoCgroups(history.map((h) => h.id));
+  },
+);
+
+test(
   'kill -9 of the holder: its cgroup is killed and removed when the grant is reclaimed',
   { skip },
   async () => {

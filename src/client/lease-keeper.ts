@@ -20,7 +20,8 @@ export class LeaseKeeper {
   private readonly timer: NodeJS.Timeout;
   private readonly unwatch: () => void;
   private stopped = false;
-  private preemptSeen = false;
+  /** The preemption request last passed to onPreempt (its time); a later one, e.g. evicting a paused grant, is new. */
+  private preemptSeenAt: number | undefined;
   private pausedSeen = false;
   private checking = false;
   private again = false;
@@ -59,14 +60,15 @@ export class LeaseKeeper {
       if (!r || r.state !== 'granted') {
         this.stop();
         this.events.onLost?.(r);
-      } else if (r.preemptRequestedAt !== undefined && !this.preemptSeen) {
-        this.preemptSeen = true;
-        this.events.onPreempt?.(r);
+      } else if (r.preemptRequestedAt !== undefined) {
+        if (r.preemptRequestedAt !== this.preemptSeenAt) {
+          this.preemptSeenAt = r.preemptRequestedAt;
+          this.events.onPreempt?.(r);
+        }
       } else if (r.pausedAt !== undefined) {
         this.pausedSeen = true;
       } else if (this.pausedSeen) {
         this.pausedSeen = false;
-        this.preemptSeen = false;
         this.events.onResume?.(r);
       }
     } catch (e) {
