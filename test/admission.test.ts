@@ -201,6 +201,25 @@ test('a victim that asked to pause is paused only where pausing frees enough, an
   assert.equal(m.reservations.find((r) => r.id === p.id)?.preemptAction, 'evict');
 });
 
+test('a paused grant is asked again, to be evicted, when a later request needs what it still holds', () => {
+  let s = emptySnapshot({ cpu: 2000, memory: 1000 });
+  const holderOf = (id: string) => ({ tokenHash: `t-${id}`, admin: false, name: 'holder' });
+  const b = add(s, { requests: { cpu: 2000, memory: 600 }, priority: 100, onPreempt: 'pause' }, 0);
+  s = add(b.snap, { requests: { cpu: 1000, memory: 100 }, priority: 1000 }, 1).snap;
+  s = applyTransition(s, acknowledgePause(s, b.id, holderOf(b.id), 2));
+  const paused = s.reservations.find((r) => r.id === b.id) as Reservation;
+  assert.equal(paused.pausedAt, 2);
+  assert.equal(paused.preemptRequestedAt, undefined, 'the pause request is settled');
+  const needsMemory = add(s, { requests: { cpu: 1000, memory: 600 }, priority: 1000 }, 3);
+  s = needsMemory.snap;
+  assert.equal(state(s, needsMemory.id), 'queued', 'not granted while the paused grant holds the memory');
+  const asked = s.reservations.find((r) => r.id === b.id) as Reservation;
+  assert.equal(asked.preemptAction, 'evict', 'freezing again frees no memory');
+  assert.equal(asked.preemptRequestedAt, 3, 'a new request, which the holder must see as new');
+  s = applyTransition(s, release(s, { id: b.id, caller: holderOf(b.id) }, 4));
+  assert.equal(state(s, needsMemory.id), 'granted');
+});
+
 test('a victim that does not stop in time is forced; dead holders and lapsed leases are reclaimed', () => {
   let s = emptySnapshot({ cpu: 1000 });
   const b = add(s, { requests: { cpu: 1000 }, priority: 100 }, 0);
