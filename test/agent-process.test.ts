@@ -14,6 +14,9 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { spawnAgent, TOKENS, type AgentProcess } from './support/agent.js';
 import { JOB, readLog, rrm, start, waitFor } from './support/cli.js';
+import { testCgroups } from './support/cgroups-left.js';
+
+testCgroups();
 
 const STRESS_SECONDS = Number(process.env.RRM_STRESS_SECONDS ?? 60);
 const keepAlive = new Agent({ keepAlive: true, maxSockets: 256 });

@@ -2,27 +2,19 @@
  * rrm run inside real cgroups (as root on this host's v1 + cgroup2 hybrid): limits hold, usage is
  * measured and recorded, pause freezes, and no rrm cgroup outlives its reservation.
  */
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { compileConfig } from '../src/config.js';
-import { localEnforcer } from '../src/host/local-enforcer.js';
 import { JOB, ROOT, readLog, rrm, rrmJson, start, stateDir, waitFor } from './support/cli.js';
+import { testCgroups } from './support/cgroups-left.js';
 
 const TICKER = join(ROOT, 'test/fixtures/ticker.mjs');
-// A parent of this test run's own, so that nothing here meets cgroups of other runs.
-process.env.RRM_CGROUP_PARENT = `rrm-test-${process.pid}`;
-const enforcer = localEnforcer(compileConfig(process.env));
+const enforcer = testCgroups();
 const enforced = enforcer.report.driver !== 'none';
 const skip = enforced ? false : `needs writable cgroups (driver is none: ${enforcer.report.reason})`;
 
 /** The ticker writes `tick|done <name> <time>`: the first three fields of the job log format. */
 const ticks = readLog;
-
-after(() => {
-  assert.deepEqual(enforcer.list(), [], 'no cgroup under the test parent outlives the tests');
-  enforcer.removeParentIfEmpty();
-});
 
 function assertNoCgroups(ids: readonly string[]): void {
   const left = enforcer.list().filter((id) => ids.includes(id));

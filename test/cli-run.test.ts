@@ -3,6 +3,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { JOB, fileHash, groupAlive, readLog, rrm, rrmJson, start, stateDir, waitFor } from './support/cli.js';
+import { testCgroups } from './support/cgroups-left.js';
+
+testCgroups();
 
 interface ListJson {
   granted: Array<{ id: string; pgid?: number; holder: { pid: number } }>;

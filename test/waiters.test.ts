@@ -4,7 +4,10 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { readProcStat } from '../src/host/process-identity.js';
 import { JOB, readLog, rrm, rrmJson, start, stateDir, waitFor } from './support/cli.js';
+import { testCgroups } from './support/cgroups-left.js';
 import { readFileSync } from 'node:fs';
+
+testCgroups();
 
 function cpuTicks(pid: number): number {
   const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
