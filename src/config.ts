@@ -35,6 +35,10 @@ export interface Config {
   readonly enforce: 'auto' | 'none';
   /** The parent cgroup rrm creates reservations under. */
   readonly cgroupParent: string;
+  /** A hard reservation without limits is capped at request × (1 + this) (RRM_LIMIT_MARGIN: 25% or 0.25). */
+  readonly limitMargin: number;
+  /** The block device (major:minor) that disk I/O rates are enforced on (RRM_IO_DEVICE); none: not enforced. */
+  readonly ioDevice: string | undefined;
 }
 
 export function defaultStateDir(env: NodeJS.ProcessEnv, uid: number): string {
@@ -44,6 +48,28 @@ export function defaultStateDir(env: NodeJS.ProcessEnv, uid: number): string {
       ? env.XDG_STATE_HOME
       : join(homedir(), '.local', 'state');
   return join(xdg, 'rrm');
+}
+
+function parseMargin(text: string | undefined): number {
+  if (text === undefined || text === '') return 0.25;
+  const m = /^(\d+(?:\.\d+)?)(%?)$/.exec(text.trim());
+  const v = m ? Number(m[1]) / (m[2] ? 100 : 1) : NaN;
+  if (!Number.isFinite(v) || v > 10)
+    throw new RrmError(
+      'RRM_ERR_USAGE',
+      `RRM_LIMIT_MARGIN: ${JSON.stringify(text)} is not a fraction (0.25) or a percentage (25%) up to 1000%`,
+    );
+  return v;
+}
+
+function parseIoDevice(text: string | undefined): string | undefined {
+  if (text === undefined || text === '') return undefined;
+  if (!/^\d+:\d+$/.test(text))
+    throw new RrmError(
+      'RRM_ERR_USAGE',
+      `RRM_IO_DEVICE: ${JSON.stringify(text)} is not major:minor (e.g. 8:0)`,
+    );
+  return text;
 }
 
 function parseEnforce(text: string | undefined): 'auto' | 'none' {
@@ -90,6 +116,8 @@ export function compileConfig(
     ).replace(/\/?$/, '/'),
     enforce: parseEnforce(env.RRM_ENFORCE),
     cgroupParent: env.RRM_CGROUP_PARENT ?? 'rrm',
+    limitMargin: parseMargin(env.RRM_LIMIT_MARGIN),
+    ioDevice: parseIoDevice(env.RRM_IO_DEVICE),
     metadataTimeoutMs: env.RRM_METADATA_TIMEOUT
       ? parseDuration(env.RRM_METADATA_TIMEOUT, 'RRM_METADATA_TIMEOUT')
       : 6_000, // resolving a tree the size of eslint's with arborist takes 2–3 s on a cold cache

@@ -311,6 +311,11 @@ test('bad input exits 64 naming the bad value and leaves the ledger file unchang
     [['run', '--cpu', '99999999999999999999', '--', 'true'], /too large/],
     [['run', '--resource', '=1', '--', 'true'], /resource name ""/],
     [['run', '--time-limit', 'soon', '--', 'true'], /"soon"/],
+    [
+      ['run', '--memory', '200Mi', '--memory-limit', '100Mi', '--', 'true'],
+      /--memory-limit 100Mi is below --memory 200Mi/,
+    ],
+    [['run', '--disk-io-limit', 'fast', '--', 'true'], /--disk-io-limit: "fast"/],
     [['run', '--target', 'b', '--target-selector', 'zone=a', '--', 'true'], /cannot be used with --target b/],
     [['run', '--target-selector', 'zone', '--', 'true'], /"zone" is not key=value/],
     [['run', '--target', 'any', '--strategy', 'random', '--', 'true'], /"random" is not one of/],

@@ -30,6 +30,7 @@ import { openLedger } from '../ledger/open.js';
 import { RrmError } from '../model/errors.js';
 import { requestOf, type Reservation, type ReservationRequest } from '../model/reservation.js';
 import { runInstall } from '../runner/run-install.js';
+import { HistoryStore } from '../profiles/history.js';
 import { advertisedEndpoint, type AgentConfig } from './agent-config.js';
 import { buildApp } from './app.js';
 import type { InstallRunner } from './routes/installs.js';
@@ -111,12 +112,19 @@ export async function startAgent(
   const shutdown = new AbortController();
   const running = new Set<Promise<unknown>>();
   const holder = { host: hostname(), pid: me.pid, startTime: me.startTime, owner: 'agent' };
+  // Remote installs teach this instance's history, as `rrm run` does.
+  const history = HistoryStore.tryOpen(ledgerConfig.stateDir);
   const installs: InstallRunner = (request, hooks) => {
     const p = runInstall(
       ledger,
       enforcer,
       request,
-      { ...hooks, env: process.env, forwardSignals: false },
+      {
+        ...hooks,
+        env: process.env,
+        forwardSignals: false,
+        onFinished: (result, grant) => history?.learn(request.packages ?? [], result, grant),
+      },
       ledgerConfig,
     );
     running.add(p);
@@ -285,6 +293,7 @@ export async function startAgent(
       await app.close();
       if (config.socket && existsSync(config.socket)) unlinkSync(config.socket);
       await ledger.close();
+      history?.close();
       log.info('stopped');
     })());
   return { app, ledger, tcpAddress, stop };

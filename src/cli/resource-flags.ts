@@ -1,7 +1,7 @@
 /** The resource options shared by `run` and `capacity set`: --cpu, --memory, ..., --resource NAME=N. */
 import { parseNamedResource, parseQuantity } from '../model/quantity.js';
 import type { ResourceVector } from '../model/vector.js';
-import { list, str, type OptionSpec, type Values } from './args.js';
+import { list, str, usageError, type OptionSpec, type Values } from './args.js';
 
 export const RESOURCE_OPTIONS: OptionSpec = {
   cpu: { type: 'string' },
@@ -34,13 +34,29 @@ export function resourceFlags(values: Values): Record<string, number> {
   return out;
 }
 
-/** --cpu-limit and --memory-limit: the caps enforced on the command. */
-export function limitFlags(values: Values): Record<string, number> {
+export const LIMIT_OPTIONS: OptionSpec = {
+  'cpu-limit': { type: 'string' },
+  'memory-limit': { type: 'string' },
+  'disk-io-limit': { type: 'string' },
+};
+
+/**
+ * --cpu-limit, --memory-limit and --disk-io-limit: the caps enforced on the command. A cap below the
+ * request given beside it is contradictory, and a usage error.
+ */
+export function limitFlags(values: Values, requests: ResourceVector = {}): Record<string, number> {
   const out: Record<string, number> = {};
-  const cpu = str(values, 'cpu-limit');
-  const memory = str(values, 'memory-limit');
-  if (cpu !== undefined) out.cpu = parseQuantity(cpu, 'cpu', '--cpu-limit');
-  if (memory !== undefined) out.memory = parseQuantity(memory, 'bytes', '--memory-limit');
+  for (const [opt, dim, kind] of FLAG_DIMENSIONS) {
+    const text = str(values, `${opt}-limit`);
+    if (!(`${opt}-limit` in LIMIT_OPTIONS) || text === undefined) continue;
+    const n = parseQuantity(text, kind, `--${opt}-limit`);
+    const req = requests[dim];
+    if (req !== undefined && n < req)
+      throw usageError(
+        `--${opt}-limit ${text} is below --${opt} ${str(values, opt)}: a cap cannot be less than the request`,
+      );
+    out[dim] = n;
+  }
   return out;
 }
 

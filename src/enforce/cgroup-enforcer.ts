@@ -8,6 +8,7 @@
  *   - v2 memory.min / memory.low of the parent = sum of its children's: protection below a parent
  *     is only effective up to the parent's own protection.
  */
+import type { ResourceVector } from '../model/vector.js';
 import * as path from 'node:path';
 import { errno, nodeCgroupFs, type CgroupFs } from './cgroup-fs.js';
 import { CgroupSlot, type PlacedDir, type SlotDirs } from './cgroup-slot.js';
@@ -147,8 +148,9 @@ export class CgroupEnforcer implements Enforcer {
     }
   }
 
-  private planFor(spec: LimitSpec): { writes: PlannedWrite[]; notes: string[] } {
-    const limits = effectiveLimits(spec, this.opts.marginFraction);
+  private planFor(spec: LimitSpec): { writes: PlannedWrite[]; notes: string[]; limits: ResourceVector } {
+    // cgroup v1 has no memory guarantee: capping every install is what keeps hard reservations whole.
+    const limits = effectiveLimits(spec, this.opts.marginFraction, this.layout.roles.memory?.kind === 'v1');
     const input = {
       mode: spec.mode,
       requests: spec.requests,
@@ -164,7 +166,7 @@ export class CgroupEnforcer implements Enforcer {
       ...v1.writes.filter((w) => kindOf(w.role) === 'v1'),
     ];
     const notes = [...new Set([...v1.notes, ...v2.notes])].filter(() => kindOf('io') !== undefined);
-    return { writes, notes };
+    return { writes, notes, limits };
   }
 
   async create(reservationId: string, spec: LimitSpec): Promise<Slot> {
@@ -219,14 +221,14 @@ export class CgroupEnforcer implements Enforcer {
       throw e;
     }
     this.updateAggregates();
-    return new CgroupSlot(this.fs, dirs, notes, () => this.updateAggregates());
+    return new CgroupSlot(this.fs, dirs, notes, plan.limits, () => this.updateAggregates());
   }
 
   open(reservationId: string): Slot | null {
     const id = validateCgroupName(reservationId);
     const dirs = this.dirsFor(id);
     if (!dirs.join.some((d) => this.fs.exists(d))) return null;
-    return new CgroupSlot(this.fs, dirs, [], () => this.updateAggregates());
+    return new CgroupSlot(this.fs, dirs, [], {}, () => this.updateAggregates());
   }
 
   list(): string[] {

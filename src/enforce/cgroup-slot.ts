@@ -2,6 +2,7 @@
  * One reservation's cgroup(s): the same cgroup name in every hierarchy the host layout uses.
  * File I/O lives here; parsing is in stat-files.ts, joining in join-script.ts.
  */
+import type { ResourceVector } from '../model/vector.js';
 import * as path from 'node:path';
 import { errno, type CgroupFs } from './cgroup-fs.js';
 import type { Slot, Usage } from './enforcer.js';
@@ -45,6 +46,8 @@ export class CgroupSlot implements Slot {
     private readonly fs: CgroupFs,
     private readonly dirs: SlotDirs,
     readonly notes: readonly string[],
+    /** The caps written at creation; empty for a slot reopened by id (nothing is known of them then). */
+    readonly limits: ResourceVector,
     private readonly afterDestroy: () => void,
   ) {
     this.cgroupDirs = dirs.join;

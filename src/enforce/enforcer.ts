@@ -122,6 +122,8 @@ export interface Slot {
   readonly enforced: boolean;
   readonly cgroupDirs: readonly string[];
   readonly notes: readonly string[];
+  /** The caps this slot applies (empty in advisory mode, where nothing is capped). */
+  readonly limits: ResourceVector;
   wrap(argv: readonly string[]): string[];
   freeze(): Promise<void>;
   thaw(): Promise<void>;

@@ -4,7 +4,8 @@
  * - `spec.limits` given → used as given; a dimension absent from it is not capped.
  * - otherwise a hard reservation is capped at request × (1 + margin) for cpu and memory
  *   (rounded up to whole millicores / bytes); other dimensions are not capped.
- * - otherwise (soft) nothing is capped.
+ * - otherwise a soft reservation is not capped, except its memory where the host has no memory
+ *   guarantee (cgroup v1): there every install is capped, so none eats into a hard reservation.
  * A cap below the request on any dimension is contradictory and rejected.
  */
 import type { ResourceVector } from '../model/vector.js';
@@ -23,6 +24,7 @@ function checkVector(v: ResourceVector, what: string): void {
 export function effectiveLimits(
   spec: LimitSpec,
   marginFraction: number = DEFAULT_MARGIN_FRACTION,
+  capSoftMemory = false,
 ): ResourceVector {
   if (!Number.isFinite(marginFraction) || marginFraction < 0) {
     throw new RangeError(`marginFraction must be a finite number ≥ 0, got ${marginFraction}`);
@@ -36,9 +38,9 @@ export function effectiveLimits(
     }
     return Object.freeze({ ...spec.limits });
   }
-  if (spec.mode === 'soft') return Object.freeze({});
   const out: Record<string, number> = {};
-  for (const k of DEFAULT_CAPPED_DIMENSIONS) {
+  const capped = spec.mode === 'hard' ? DEFAULT_CAPPED_DIMENSIONS : capSoftMemory ? ['memory'] : [];
+  for (const k of capped) {
     const req = spec.requests[k] ?? 0;
     if (req > 0) out[k] = Math.ceil(req * (1 + marginFraction));
   }

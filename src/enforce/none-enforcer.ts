@@ -3,6 +3,7 @@
  * the install runs unconfined: wrap() returns argv unchanged, measure() knows nothing, and
  * freeze/thaw/kill throw EnforcementUnavailableError rather than pretend.
  */
+import type { ResourceVector } from '../model/vector.js';
 import { describeReport } from './describe.js';
 import {
   EnforcementUnavailableError,
@@ -28,6 +29,7 @@ class AdvisorySlot implements Slot {
   readonly enforced = false;
   readonly cgroupDirs: readonly string[] = [];
   readonly notes = ['advisory mode: this reservation is not enforced and its usage is not measured'];
+  readonly limits: ResourceVector = Object.freeze({});
   constructor(readonly id: string) {}
   wrap(argv: readonly string[]): string[] {
     if (argv.length === 0 || argv[0] === '') throw new TypeError('wrap: argv must name a program');

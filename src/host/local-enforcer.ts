@@ -11,7 +11,11 @@ export function localEnforcer(config: Config): Enforcer {
         disabled:
           'enforcement turned off (RRM_ENFORCE=none): reservations are accounted but nothing is enforced or measured',
       })
-    : probeEnforcer({ parent: config.cgroupParent });
+    : probeEnforcer({
+        parent: config.cgroupParent,
+        marginFraction: config.limitMargin,
+        ioDevice: config.ioDevice,
+      });
 }
 
 /** Kills a reclaimed grant's process group and cgroup tree, then removes the cgroup. */

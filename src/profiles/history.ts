@@ -163,6 +163,28 @@ export class HistoryStore {
     return new HistoryStore(join(stateDir, 'history.db'), opts);
   }
 
+  /** History is best effort: a state directory another user owns just means no learned profile. */
+  static tryOpen(stateDir: string): HistoryStore | undefined {
+    try {
+      return HistoryStore.open(stateDir);
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Records a run that ended by itself; learning never fails the install, so errors are swallowed. */
+  learn(
+    packages: readonly PackageRef[],
+    run: FinishedRun,
+    grant: { id: string; granted: ResourceVector; limits: ResourceVector },
+  ): void {
+    try {
+      this.record(sampleFromRun(packages, run, grant.granted, grant.limits, grant.id));
+    } catch {
+      // a full disk or a locked file costs one sample, not the install
+    }
+  }
+
   private migrate(): void {
     const version = this.db.pragma('user_version', { simple: true }) as number;
     for (let v = version; v < MIGRATIONS.length; v++) {

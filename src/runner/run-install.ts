@@ -6,7 +6,6 @@
 import type { WaitStatus } from '../admission/schedule.js';
 import { acquire } from '../client/acquire.js';
 import type { Enforcer, Slot } from '../enforce/enforcer.js';
-import { effectiveLimits } from '../enforce/enforcer.js';
 import type { LedgerClient } from '../ledger/ledger-client.js';
 import { formatDuration } from '../model/duration.js';
 import { RrmError } from '../model/errors.js';
@@ -88,12 +87,14 @@ export async function runInstall(
     );
     let result: RunResult | undefined;
     let slot: Slot | undefined;
+    let limits: ResourceVector = {};
     try {
       slot = await enforcer.create(handle.id, {
         mode: request.mode,
         requests: handle.granted,
         limits: handle.limits,
       });
+      limits = slot.limits;
       result = await supervise({
         argv: request.command ?? [],
         env: hooks.env,
@@ -179,12 +180,10 @@ export async function runInstall(
         },
       );
     }
+    // The run ended by itself (success, failure or OOM kill): what it measured is a history sample.
+    hooks.onFinished?.(result, { id: handle.id, granted: handle.granted, limits });
     if ((usage.oomKills ?? 0) > 0 && result.exitCode !== 0) {
-      const limit = effectiveLimits({
-        mode: request.mode,
-        requests: handle.granted,
-        limits: handle.limits,
-      }).memory;
+      const limit = limits.memory;
       throw new RrmError(
         'RRM_ERR_MEMORY_LIMIT',
         `${handle.id}: the command exceeded its memory limit of ${limit ? formatDimension('memory', limit) : '?'}; peak ${formatDimension('memory', usage.peakMemoryBytes ?? 0)} (exit ${result.exitCode})`,

@@ -26,8 +26,17 @@ test('hard without limits: cpu and memory capped at request × (1 + margin), rou
   assert.deepEqual(effectiveLimits({ mode: 'hard', requests: { cpu: 0, 'dpkg-lock': 1 } }), {});
 });
 
-test('soft without limits: no caps', () => {
+test('soft without limits: no caps, except memory where the host has no memory guarantee', () => {
   assert.deepEqual(effectiveLimits({ mode: 'soft', requests: { cpu: 1500, memory: MiB } }), {});
+  assert.deepEqual(effectiveLimits({ mode: 'soft', requests: { cpu: 1500, memory: 4 * MiB } }, 0.5, true), {
+    memory: 6 * MiB,
+  });
+  assert.deepEqual(effectiveLimits({ mode: 'soft', requests: { cpu: 1500 } }, 0.5, true), {});
+  assert.deepEqual(
+    effectiveLimits({ mode: 'soft', requests: { memory: 4 * MiB }, limits: { cpu: 100 } }, 0.5, true),
+    { cpu: 100 },
+    'limits given are used as given',
+  );
 });
 
 test('rejects contradictions and bad numbers', () => {

@@ -147,6 +147,7 @@ test(
     const MiB = 1024 * 1024;
     const a = await e.create('knobs-a', { mode: 'hard', requests: { cpu: 1500, memory: 100 * MiB } });
     const b = await e.create('knobs-b', { mode: 'soft', requests: { cpu: 500 }, limits: { cpu: 700 } });
+    const c = await e.create('knobs-c', { mode: 'soft', requests: { cpu: 500, memory: 40 * MiB } });
     try {
       const dirOf = (slot: typeof a, hierarchy: string): string => {
         const d = slot.cgroupDirs.find((x) => x.includes(`/${hierarchy}/`));
@@ -168,10 +169,15 @@ test(
       assert.equal(read(path.join(cpuB, 'cpu.shares')), '512');
       assert.equal(read(path.join(cpuB, 'cpu.cfs_quota_us')), '70000');
       assert.equal(Number(read(path.join(dirOf(b, 'memory'), 'memory.limit_in_bytes'))) > 2 ** 60, true);
-      assert.equal(read(path.join(path.dirname(cpuA), 'cpu.shares')), '2048');
+      // v1 has no memory guarantee: a soft install without limits is capped too (request + margin).
+      assert.deepEqual(c.limits, { memory: 50 * MiB });
+      assert.equal(read(path.join(dirOf(c, 'memory'), 'memory.limit_in_bytes')), String(50 * MiB));
+      assert.equal(Number(read(path.join(dirOf(c, 'cpu'), 'cpu.cfs_quota_us'))), -1, 'its CPU is not capped');
+      assert.equal(read(path.join(path.dirname(cpuA), 'cpu.shares')), '2560');
     } finally {
       await a.destroy();
       await b.destroy();
+      await c.destroy();
     }
     const parentCpu = e.report.parentDirs.find((d) => d.includes('/cpu/'));
     if (parentCpu) assert.equal(fs.readFileSync(path.join(parentCpu, 'cpu.shares'), 'utf8').trim(), '1024');

@@ -21,7 +21,7 @@ import { DEFAULT_STRATEGY, STRATEGIES } from '../../placement/place.js';
 import { parseSelector } from '../../placement/selector.js';
 import { processStartTime } from '../../host/process-identity.js';
 import { resolveContext, resolveInstallProfile } from '../../profiles/resolve.js';
-import { HistoryStore, sampleFromRun } from '../../profiles/history.js';
+import { HistoryStore } from '../../profiles/history.js';
 import type { Config } from '../../config.js';
 import type { Say } from '../../runner/run-install.js';
 import { runInstall, WaitAborted } from '../../runner/run-install.js';
@@ -38,7 +38,7 @@ import { findExecutable } from '../../runner/which.js';
 import { flag, parseOptions, splitCommand, str, usageError, type OptionSpec, type Values } from '../args.js';
 import { COMMON_OPTIONS, type Context } from '../context.js';
 import { WaitReporter } from '../progress.js';
-import { limitFlags, RESOURCE_OPTIONS, resourceFlags } from '../resource-flags.js';
+import { LIMIT_OPTIONS, limitFlags, RESOURCE_OPTIONS, resourceFlags } from '../resource-flags.js';
 
 export const RUN_HELP = `Usage: rrm run [options] -- <command> [args...]
 
@@ -53,9 +53,11 @@ Resources (Kubernetes quantities; rates are per second):
   --disk-io Q          disk bandwidth: 50Mi
   --network Q          network bandwidth: 20Mi
   --resource NAME=N    a named counted resource (repeatable): dpkg-lock=1, gpu=1
-  --cpu-limit Q, --memory-limit Q
+  --cpu-limit Q, --memory-limit Q, --disk-io-limit Q
                        caps enforced on the command's cgroup (default for hard
-                       reservations: the request plus 25%; soft: none)
+                       reservations: CPU and memory at the request plus
+                       RRM_LIMIT_MARGIN, 25%; soft: none, except memory on
+                       cgroup v1); disk I/O is capped on RRM_IO_DEVICE
 Policy:
   --mode hard|soft     hard is guaranteed and may preempt; soft is best effort (default hard)
   --priority P         critical, system, normal (default), batch, or an integer
@@ -88,8 +90,7 @@ limit reached; 127 command not found; 128+N killed by signal N.
 
 const OPTIONS: OptionSpec = {
   ...RESOURCE_OPTIONS,
-  'cpu-limit': { type: 'string' },
-  'memory-limit': { type: 'string' },
+  ...LIMIT_OPTIONS,
   mode: { type: 'string' },
   priority: { type: 'string' },
   wait: { type: 'string' },
@@ -147,10 +148,11 @@ export function parseRun(
   const limitText = str(values, 'time-limit');
   const timeLimitMs = limitText !== undefined ? parseDuration(limitText, '--time-limit') : undefined;
   if (timeLimitMs === 0) throw usageError('--time-limit: must be longer than 0');
+  const flags = resourceFlags(values);
   const plan: RunPlan = {
     command,
-    flags: resourceFlags(values),
-    limits: limitFlags(values),
+    flags,
+    limits: limitFlags(values, flags),
     mode,
     priority:
       str(values, 'priority') !== undefined
@@ -237,20 +239,11 @@ export async function runCommand(ctx: Context, args: readonly string[]): Promise
     if (plan.json) ctx.io.err(`${JSON.stringify({ event, ...data })}\n`);
     else if (!plan.quiet) ctx.io.err(`rrm: ${text}\n`);
   };
-  const history = openHistory(config.stateDir);
+  const history = HistoryStore.tryOpen(config.stateDir);
   try {
     return await runResolved(ctx, plan, values, config, say, history);
   } finally {
     history?.close();
-  }
-}
-
-/** History is best effort: a state directory another user owns just means no learned profile. */
-function openHistory(stateDir: string): HistoryStore | undefined {
-  try {
-    return HistoryStore.open(stateDir);
-  } catch {
-    return undefined;
   }
 }
 
@@ -331,13 +324,7 @@ async function runResolved(
         signal: waiting.signal,
         forwardSignals: true,
         env: ctx.env,
-        onFinished: (result, grant) => {
-          try {
-            history?.record(sampleFromRun(packages, result, grant.granted, grant.limits, grant.id));
-          } catch {
-            // Learning is best effort; the install itself succeeded or failed on its own.
-          }
-        },
+        onFinished: (result, grant) => history?.learn(packages, result, grant),
       },
       config,
     );
