@@ -22,10 +22,10 @@ export interface RecommendOptions {
   /** Percentile of the weighted samples, 0..1. VPA's target uses 0.9. */
   readonly percentile: number;
   /**
-   * Multiplied onto the percentile. VPA uses 15%; installs of one package version repeat closely
-   * (peaks within a few percent), and on this project's evaluation data (eval/results/profiles.json:
-   * three runs predicting the fourth, 21 packages) 10% puts 90% of warm memory predictions within
-   * ±20% of the measured peak and none under it by more than 10%, where 15% put 67% within ±20%.
+   * Multiplied onto the percentile. VPA uses 15%; installs of one package version from a warm cache
+   * repeat closely (the median of three runs is within 5% of the fourth for every package in
+   * eval/results/profiles.json), so 10% covers their spread; no warm memory request there was under
+   * the measured peak.
    */
   readonly margin: number;
   /** Age at which a sample weighs half as much. */

@@ -118,6 +118,8 @@ export async function runInstall(
           }),
       });
     } finally {
+      // A signal now would end rrm between the command and its release: hold it until released.
+      const held = hooks.forwardSignals ? holdSignals() : undefined;
       await slot?.destroy().catch(() => undefined);
       await ledger
         .release(
@@ -131,7 +133,8 @@ export async function runInstall(
         )
         .catch((e) =>
           say('release-failed', `could not release ${handle.id}: ${e instanceof Error ? e.message : e}`),
-        );
+        )
+        .finally(() => held?.());
     }
     const usage = measuredUsage(result);
     if (result.spawnError) {
@@ -202,6 +205,24 @@ export async function runInstall(
     );
     return { exitCode: result.exitCode, reservationId: handle.id, attempts: attempt, usage };
   }
+}
+
+const HELD_SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+
+/**
+ * Defers SIGINT/SIGTERM/SIGHUP until the returned function is called, which then delivers the
+ * first one held to this process again (its default action ends it with 128+N).
+ */
+function holdSignals(): () => void {
+  let first: NodeJS.Signals | undefined;
+  const hold = (s: NodeJS.Signals): void => {
+    first ??= s;
+  };
+  for (const s of HELD_SIGNALS) process.on(s, hold);
+  return () => {
+    for (const s of HELD_SIGNALS) process.off(s, hold);
+    if (first && process.listenerCount(first) === 0) process.kill(process.pid, first);
+  };
 }
 
 /** What the run used, for the ledger and the summary: only what was measured (null = not measurable here). */

@@ -5,11 +5,15 @@ import { flag, parseOptions, positiveInt, str, usageError } from '../args.js';
 import { COMMON_OPTIONS, type Context } from '../context.js';
 import { describeCommand, printJson, table } from '../output.js';
 import { formatPriority } from '../../model/priority.js';
+import { formatDimension } from '../../model/quantity.js';
+import { describeUsage } from '../../runner/run-install.js';
 
 export const HISTORY_HELP = `Usage: rrm history [ID] [--limit N] [--json]
 
-Without an id: the most recent reservations with how long they waited and ran and how they ended.
-With an id: every event of that reservation (time, transition, reason, by whom).
+Without an id: the most recent reservations with how long they waited and ran, what the run
+measured (peak memory, CPU time) and how they ended.
+With an id: every event of that reservation (time, transition, reason, by whom), then everything
+its run measured (peak memory, CPU time, bytes read and written, OOM kills, wall time).
 
 Options: --state-dir DIR, --json, -h/--help
 `;
@@ -35,6 +39,9 @@ export async function historyCommand(ctx: Context, args: readonly string[]): Pro
         for (const e of events)
           rows.push([new Date(e.at).toISOString(), e.type, e.from ?? '-', e.to ?? '-', e.by, e.reason]);
         ctx.io.out(table(rows));
+        const usage = (await ledger.get(id))?.usage;
+        if (usage)
+          ctx.io.out(`measured: ${describeUsage(usage)}; wall ${formatDuration(usage.wallMs ?? 0)}\n`);
       }
       return 0;
     }
@@ -57,7 +64,7 @@ export async function historyCommand(ctx: Context, args: readonly string[]): Pro
       printJson(ctx.io, summary);
       return 0;
     }
-    const rows = [['ID', 'STATE', 'PRIORITY', 'WAITED', 'RAN', 'REASON', 'COMMAND']];
+    const rows = [['ID', 'STATE', 'PRIORITY', 'WAITED', 'RAN', 'PEAK MEM', 'CPU', 'REASON', 'COMMAND']];
     for (const [i, s] of summary.entries()) {
       rows.push([
         s.id,
@@ -65,6 +72,8 @@ export async function historyCommand(ctx: Context, args: readonly string[]): Pro
         formatPriority(s.priority),
         s.waitedMs !== undefined ? formatDuration(s.waitedMs) : '-',
         s.ranMs !== undefined ? formatDuration(s.ranMs) : '-',
+        s.usage?.peakMemoryBytes !== undefined ? formatDimension('memory', s.usage.peakMemoryBytes) : '-',
+        s.usage?.cpuUsageUsec !== undefined ? formatDuration(s.usage.cpuUsageUsec / 1000) : '-',
         s.reason ?? '-',
         describeCommand(items[i]!),
       ]);
