@@ -213,6 +213,7 @@ export function rankInstances(
       ...of('wait').sort((a, b) => compareWait(a, b) || byScore(a, b)),
     ],
     never: of('never').sort(byScore),
-    excluded,
+    // By name, whatever instance the scan started at, so messages read the same every time.
+    excluded: excluded.sort((a, b) => (a.instance < b.instance ? -1 : a.instance > b.instance ? 1 : 0)),
   };
 }
