@@ -5,7 +5,7 @@
  * the other scenarios' last results. A quick run writes to bench/results/quick/ and its own doc
  * there, so a CI smoke run never overwrites the published numbers (unless --results/--doc say so).
  *
- * Options: --quick, --only a,b, --rrm <cli main.js>, --dir <scratch base>, --results <dir>,
+ * Options: --quick, --only a,b, --rrm <cli, default dist/bin/rrm.js>, --dir <scratch base>, --results <dir>,
  *          --doc <file>, --list, --docs-only (re-render from stored results, measure nothing).
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';

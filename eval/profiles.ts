@@ -38,7 +38,7 @@ import { resolveContext, resolveInstallProfile } from '../src/profiles/resolve.j
 import type { ResourceProfile } from '../src/profiles/profile.js';
 
 const HERE = import.meta.dirname;
-const RRM = resolve(HERE, '../src/cli/main.js');
+const RRM = resolve(HERE, '../bin/rrm.js');
 const MiB = 2 ** 20;
 
 const NPM_CORPUS: readonly { spec: string; kind: 'plain' | 'scripts' | 'native' }[] = [

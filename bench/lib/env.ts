@@ -35,9 +35,9 @@ export function workerPath(name: string): string {
   return join(BENCH_DIST, 'workers', `${name}.js`);
 }
 
-/** The rrm CLI of the same build as the bench (…/bench/../src/cli/main.js), unless --rrm says otherwise. */
+/** The rrm CLI of the same build as the bench (the bundle …/bench/../bin/rrm.js), unless --rrm says otherwise. */
 export function defaultCli(): string {
-  return resolve(BENCH_DIST, '..', 'src', 'cli', 'main.js');
+  return resolve(BENCH_DIST, '..', 'bin', 'rrm.js');
 }
 
 export interface Machine {

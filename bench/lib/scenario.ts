@@ -3,7 +3,7 @@ import type { Machine } from './env.js';
 
 export interface RunContext {
   readonly quick: boolean;
-  /** The rrm CLI (main.js) used by the end-to-end scenarios. */
+  /** The rrm CLI (dist/bin/rrm.js) used by the end-to-end scenarios. */
   readonly cli: string;
   /** A fresh directory for this scenario, on a real disk (not tmpfs): ledgers, logs, fixtures' reports. */
   readonly workDir: string;

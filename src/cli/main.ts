@@ -1,9 +1,9 @@
 #!/usr/bin/env node
 /** The `rrm` command: dispatch, error reporting, exit codes. */
-import { readFileSync } from 'node:fs';
 import { isRrmError, EXIT } from '../model/errors.js';
 import { makeContext, type Context } from './context.js';
 import { processIo } from './output.js';
+import { rrmVersion } from '../version.js';
 
 export const MAIN_HELP = `Usage: rrm <command> [options]
 
@@ -74,13 +74,6 @@ export function shortcutArgs(name: string, rest: readonly string[]): string[] {
   return [...(dry ? ['--dry-run'] : []), '--', name, ...rest.filter((a) => a !== '--dry-run')];
 }
 
-function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as {
-    version: string;
-  };
-  return pkg.version;
-}
-
 export interface GlobalOptions {
   agent?: string;
   ledger?: string;
@@ -116,7 +109,7 @@ export async function main(argv: readonly string[], ctx: Context): Promise<numbe
       return name === undefined ? EXIT.usage : 0;
     }
     if (name === '--version' || name === '-V') {
-      ctx.io.out(`${version()}\n`);
+      ctx.io.out(`${rrmVersion()}\n`);
       return 0;
     }
     if (SHORTCUTS.includes(name)) {

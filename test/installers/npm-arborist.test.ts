@@ -312,7 +312,7 @@ test('a tarball with no integrity is found in the cache by its URL key (make-fet
 
 test('the rrm executable: --dry-run with the project .npmrc resolves the private scope; the token is in no output', async (t) => {
   const s = await setup(t);
-  const rrm = join(import.meta.dirname, '../../src/cli/main.js');
+  const rrm = join(import.meta.dirname, '../../bin/rrm.js');
   const base = s.ctx().env as Record<string, string>;
   const run = async (
     env: Record<string, string>,

@@ -19,7 +19,7 @@ import { compileConfig } from '../../src/config.js';
 import { execArgv } from '../../src/installers/index.js';
 import { resolveContext, resolveInstallProfile } from '../../src/profiles/resolve.js';
 
-const RRM = resolve(import.meta.dirname, '../../src/cli/main.js');
+const RRM = resolve(import.meta.dirname, '../../bin/rrm.js');
 const MiB = 2 ** 20;
 
 function du(dir: string): number {

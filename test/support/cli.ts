@@ -7,7 +7,7 @@ import { join, resolve } from 'node:path';
 import { createHash } from 'node:crypto';
 
 export const ROOT = resolve(import.meta.dirname, '../../..');
-export const RRM = join(ROOT, 'dist/src/cli/main.js');
+export const RRM = join(ROOT, 'dist/bin/rrm.js');
 export const JOB = join(ROOT, 'test/fixtures/job.mjs');
 
 export function stateDir(): string {

@@ -1,7 +1,7 @@
 /** `rrm agent`: run the per-instance daemon until SIGTERM/SIGINT. */
-import { readFileSync } from 'node:fs';
 import { compileAgentConfig } from '../../agent/agent-config.js';
 import { startAgent } from '../../agent/agent.js';
+import { rrmVersion } from '../../version.js';
 import { defaultStateDir } from '../../config.js';
 import { flag, parseOptions, str } from '../args.js';
 import type { Context } from '../context.js';
@@ -55,10 +55,7 @@ export async function agentCommand(ctx: Context, args: readonly string[]): Promi
     defaultStateDir(ctx.env, process.getuid?.() ?? 1000),
   );
   const ledgerConfig = ctx.config({ 'state-dir': config.stateDir });
-  const pkg = JSON.parse(readFileSync(new URL('../../../../package.json', import.meta.url), 'utf8')) as {
-    version: string;
-  };
-  const agent = await startAgent(config, ledgerConfig, pkg.version);
+  const agent = await startAgent(config, ledgerConfig, rrmVersion());
   if (agent.tcpAddress)
     ctx.io.err(
       `rrm agent: listening on ${config.tls ? 'https' : 'http'}://${agent.tcpAddress.host}:${agent.tcpAddress.port}\n`,
