@@ -5,7 +5,7 @@
  * All variants alternate within each round.
  */
 import { existsSync, mkdtempSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { MemoryCgroup } from '../lib/cgroup.js';
 import { which } from '../lib/env.js';
 import { timed } from '../lib/proc.js';
@@ -93,6 +93,8 @@ export const overhead: Scenario<OverheadData> = {
     delete base.RRM_AGENT;
     const rrm = [process.execPath, ctx.cli, 'run', '--quiet', '--'];
     const trueBin = which('true') ?? '/bin/true';
+    // The same build before bundling (dist/bin/rrm.js ← dist/src/cli/main.js): what the bundle saves.
+    const unbundled = join(dirname(ctx.cli), '..', 'src', 'cli', 'main.js');
     try {
       const trueRuns = await alternate(
         [
@@ -116,6 +118,16 @@ export const overhead: Scenario<OverheadData> = {
             argv: () => [...rrm, trueBin],
             env: { ...base, RRM_ENFORCE: 'none' },
           },
+          ...(existsSync(unbundled)
+            ? [
+                {
+                  name: 'rrm-unbundled',
+                  label: '`rrm run -- true`, tsc output unbundled (dist/src/cli/main.js)',
+                  argv: () => [process.execPath, unbundled, 'run', '--quiet', '--', trueBin],
+                  env: base,
+                },
+              ]
+            : []),
         ],
         rounds,
         ctx.log,
@@ -188,6 +200,7 @@ export const overhead: Scenario<OverheadData> = {
         notes: [
           'Wall time from spawn to exit of the whole command, measured by the bench; variants alternate within each round, after one unmeasured warm-up run each. `--quiet` keeps rrm from printing.',
           `rrm uses a fresh embedded ledger (RRM_STATE_DIR in the scratch directory) with this machine's capacity, enforcement as configured by default (${enforcement}; cgroups under ${CGROUP_PARENT}), and resolves its profile as it would for a user: for \`npm install ${PACKAGE}\` that includes rrm's own registry metadata lookup.`,
+          'The `rrm` CLI is the esbuild bundle (dist/bin/rrm.js, the package bin); the unbundled row runs the same build from its tsc output, one ES module per source file, so the difference is what bundling saves at start-up.',
           `npm runs install into a fresh \`--prefix\` each time with \`--prefer-offline --no-audit --no-fund\`, after one install that fills npm's cache.`,
         ],
       };
