@@ -82,7 +82,9 @@ export function compileConfig(
   env: NodeJS.ProcessEnv,
   flags: { stateDir?: string; ledger?: string } = {},
 ): Config {
-  const stateDir = flags.stateDir ?? env.RRM_STATE_DIR ?? defaultStateDir(env, process.getuid?.() ?? 1000);
+  // An empty RRM_STATE_DIR is unset, never "the current directory".
+  const stateDir =
+    flags.stateDir ?? (env.RRM_STATE_DIR || undefined) ?? defaultStateDir(env, process.getuid?.() ?? 1000);
   const leaseMs = env.RRM_LEASE ? parseDuration(env.RRM_LEASE, 'RRM_LEASE') : 30_000;
   const graceMs = env.RRM_GRACE ? parseDuration(env.RRM_GRACE, 'RRM_GRACE') : 10_000;
   const ledgerPath = join(stateDir, 'ledger.db');

@@ -86,7 +86,20 @@ test('identity and policy: 401 without a token, 403 for another identity’s rel
     payload: { allocatable: { cpu: 1 } },
   });
   assert.equal(setAlloc.statusCode, 403);
+  const renewTheirs = await post(`/v1/reservations/${mine.body.reservation.id}/renew`, {}, TOKENS.bob);
+  assert.equal(renewTheirs.status, 403);
+  assert.equal(renewTheirs.body.error.code, 'RRM_ERR_NOT_HOLDER');
+  const forged = await post(
+    `/v1/reservations/${mine.body.reservation.id}/renew`,
+    { token: 'forged' },
+    TOKENS.bob,
+  );
+  assert.equal(forged.status, 403);
   assert.deepEqual(await ledgerState(), before, 'refusals change nothing');
+  await new Promise((r) => setTimeout(r, 5));
+  const adminRenew = await post(`/v1/reservations/${mine.body.reservation.id}/renew`, {}, TOKENS.admin);
+  assert.equal(adminRenew.status, 200, 'an admin may renew anyone’s lease');
+  assert.ok(adminRenew.body.reservation.leaseExpiresAt > mine.body.reservation.leaseExpiresAt);
   const admin = await post(`/v1/reservations/${mine.body.reservation.id}/release`, {}, TOKENS.admin);
   assert.equal(admin.body.reservation.state, 'released', 'an admin may release anyone’s');
   const adminCrit = await post(

@@ -254,7 +254,7 @@ test('a remote install over TCP of a real npm package streams its output back', 
       ],
       {
         RRM_AGENT_TOKEN: TOKENS.admin,
-        RRM_STATE_DIR: '',
+        RRM_STATE_DIR: join(dir, 'client-state'),
       },
     );
     assert.equal(r.code, 0, r.stderr);
@@ -268,7 +268,7 @@ test('a remote install over TCP of a real npm package streams its output back', 
     assert.ok(mine?.usage?.wallMs > 0, 'the measured usage is recorded');
     const denied = await rrm(dir, ['--agent', agent.url, 'run', '--', 'true'], {
       RRM_AGENT_TOKEN: TOKENS.alice,
-      RRM_STATE_DIR: '',
+      RRM_STATE_DIR: join(dir, 'client-state'),
     });
     assert.equal(denied.code, 77, 'only admins run installs on the agent');
   } finally {
@@ -349,7 +349,7 @@ test('SIGTERM stops the agent gracefully: a running remote install is stopped an
   const install = rrm(
     dir,
     ['--agent', agent.url, 'run', '--cpu', '100m', '--', process.execPath, JOB, log, 'long', '60000'],
-    { RRM_AGENT_TOKEN: TOKENS.admin, RRM_STATE_DIR: '' },
+    { RRM_AGENT_TOKEN: TOKENS.admin, RRM_STATE_DIR: join(dir, 'client-state') },
   );
   await waitFor('install started', () => readLog(log).find((l) => l.what === 'start'));
   assert.equal(await stop(agent, 'SIGTERM'), 0);
@@ -372,7 +372,7 @@ test('the CLI goes through the agent’s Unix socket; a kill -9 of the client is
   const dir = mkdtempSync(join(tmpdir(), 'rrm-via-socket-'));
   const agent = await spawnAgent(dir);
   const log = join(dir, 'jobs.log');
-  const env = { RRM_AGENT: agent.socket, RRM_STATE_DIR: '' };
+  const env = { RRM_AGENT: agent.socket, RRM_STATE_DIR: join(dir, 'client-state') };
   try {
     const ok = await rrm(dir, ['run', '--cpu', '100m', '--', process.execPath, JOB, log, 'quick', '10'], env);
     assert.equal(ok.code, 0, ok.stderr);
@@ -450,7 +450,7 @@ test('a remote install survives its client going away, and one interrupted by an
     const install = rrm(
       dir,
       ['--agent', agent.url, 'run', '--cpu', '100m', '--', process.execPath, JOB, log, 'interrupted', '1500'],
-      { RRM_AGENT_TOKEN: TOKENS.admin, RRM_STATE_DIR: '' },
+      { RRM_AGENT_TOKEN: TOKENS.admin, RRM_STATE_DIR: join(dir, 'client-state') },
     );
     const first = await waitFor('interrupted start', () =>
       readLog(log).find((l) => l.name === 'interrupted' && l.what === 'start'),

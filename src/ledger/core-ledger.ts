@@ -311,7 +311,12 @@ export class CoreLedger implements LedgerClient {
     };
   }
 
-  async renew(id: string, token: string): Promise<Reservation> {
+  /** Renews the lease: the holder with its token, or an admin (`admin`, acting without one). */
+  async renew(
+    id: string,
+    token: string | undefined,
+    admin?: { readonly name: string },
+  ): Promise<Reservation> {
     const r = await this.mustGet(id);
     if (!isActive(r.state)) {
       throw new RrmError('RRM_ERR_NOT_GRANTED', `reservation ${id} is ${r.state}: ${r.reason ?? ''}`.trim(), {
@@ -320,7 +325,10 @@ export class CoreLedger implements LedgerClient {
       });
     }
     return this.store.transact(r.instance, (snap) => {
-      const step = renew(snap, id, this.holderCaller(token), this.env.now());
+      const caller: Caller = admin
+        ? { tokenHash: token ? hashToken(token) : undefined, admin: true, name: admin.name }
+        : this.holderCaller(token ?? '');
+      const step = renew(snap, id, caller, this.env.now());
       return { transition: step, result: step.outcome };
     });
   }

@@ -7,7 +7,10 @@
  *   etcds://host:2379,...                     etcd over TLS: RRM_ETCD_CA, and RRM_ETCD_CERT +
  *                                             RRM_ETCD_KEY for mutual TLS (PEM file paths)
  *   etcd://user:password@host:2379            etcd authentication (or RRM_ETCD_USER/RRM_ETCD_PASSWORD)
+ *
+ * RRM_ETCD_RETENTION (a duration, default 7d; 0 = forever): how long etcd keeps ended reservations.
  */
+import { parseDuration } from '../model/duration.js';
 import { RrmError } from '../model/errors.js';
 
 export interface EtcdLedgerSpec {
@@ -17,6 +20,8 @@ export interface EtcdLedgerSpec {
   readonly prefix: string;
   readonly tls?: { readonly ca?: string; readonly cert?: string; readonly key?: string };
   readonly auth?: { readonly username: string; readonly password: string };
+  /** How long ended reservations are kept (ms; 0 = until pruned); absent = the store's default. */
+  readonly retentionMs?: number;
 }
 
 export type LedgerSpec = { readonly kind: 'sqlite'; readonly path: string } | EtcdLedgerSpec;
@@ -75,10 +80,13 @@ export function parseLedgerUrl(
   if ((files.cert === undefined) !== (files.key === undefined)) {
     throw bad(text, 'mutual TLS needs both RRM_ETCD_CERT and RRM_ETCD_KEY');
   }
+  const retention = set(env.RRM_ETCD_RETENTION);
+  const retentionMs = retention === undefined ? undefined : parseDuration(retention, 'RRM_ETCD_RETENTION');
   return {
     kind: 'etcd',
     hosts,
     prefix,
+    ...(retentionMs !== undefined ? { retentionMs } : {}),
     ...(tls ? { tls: files } : {}),
     ...(username !== undefined ? { auth: { username, password: pass as string } } : {}),
   };

@@ -25,6 +25,7 @@ async function openEtcdStore(spec: EtcdLedgerSpec): Promise<Store> {
   return new EtcdStore({
     hosts: spec.hosts,
     prefix: spec.prefix,
+    ...(spec.retentionMs !== undefined ? { retentionMs: spec.retentionMs } : {}),
     ...(spec.tls
       ? {
           credentials: {

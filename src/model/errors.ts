@@ -71,7 +71,7 @@ export const CATALOGUE = Object.freeze({
   },
   RRM_ERR_NOT_FOUND: { exit: EXIT.usage, http: 404, summary: 'No reservation or instance has that id.' },
   RRM_ERR_NOT_HOLDER: {
-    exit: EXIT.usage,
+    exit: EXIT.noPermission,
     http: 403,
     summary: 'The token does not belong to the reservation: only its holder or an admin may change it.',
   },

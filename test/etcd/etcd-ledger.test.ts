@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { CoreLedger } from '../../src/ledger/core-ledger.js';
 import { SqliteStore } from '../../src/ledger/sqlite/sqlite-store.js';
 import type { Reservation } from '../../src/model/reservation.js';
+import { Etcd3 } from 'etcd3';
 import { EtcdStore } from '../../src/ledger/etcd/etcd-store.js';
 import type { Store } from '../../src/ledger/ledger.js';
 import { startEtcdCluster, uniquePrefix, type EtcdCluster } from '../support/etcd-cluster.js';
@@ -182,3 +183,53 @@ async function script(store: Store): Promise<unknown> {
     instances: await ledger.instances(),
   };
 }
+
+test('etcd: an ended reservation’s keys are bound to the retention lease and deleted by etcd; active ones stay', async () => {
+  cluster ??= startEtcdCluster();
+  const { endpoints } = await cluster;
+  const prefix = uniquePrefix('retention');
+  const store = new EtcdStore({ hosts: endpoints, prefix, retentionMs: 2_000 });
+  opened.push(store);
+  const ledger = new CoreLedger(store, {
+    now: Date.now,
+    hostname: 'test-host',
+    isHolderAlive: () => true,
+    reclaimWork: async () => undefined,
+    forceAfterMs: 60_000,
+  });
+  await ledger.ensureInstance({ id: 'i1', capacity: { cpu: 1000 }, allocatable: { cpu: 1000 } });
+  const keep = await ledger.reserve(request({ requests: { cpu: 100 }, target: 'i1', holder: holder(1) }));
+  const ended = await ledger.reserve({
+    ...request({ requests: { cpu: 100 }, target: 'i1', holder: holder(2) }),
+    idempotencyKey: 'retention-key',
+  });
+  assert.equal(ended.outcome.kind, 'granted');
+  const endedId = ended.outcome.kind === 'granted' ? ended.outcome.reservation.id : '';
+  const keepId = keep.outcome.kind === 'granted' ? keep.outcome.reservation.id : '';
+  await ledger.release(endedId, { token: ended.token });
+
+  const raw = new Etcd3({ hosts: [...endpoints] });
+  try {
+    const leaseOf = async (key: string): Promise<string | undefined> => {
+      const res = await raw.get(key).exec();
+      return res.kvs[0]?.lease;
+    };
+    assert.notEqual(await leaseOf(store.keys.reservation(endedId)), '0', 'the ended record has a lease');
+    assert.notEqual(await leaseOf(store.keys.idempotency('retention-key')), '0');
+    assert.equal(await leaseOf(store.keys.reservation(keepId)), '0', 'an active record has none');
+    // TTL: the retention plus an eighth of it, rounded up to whole seconds (3 s); etcd checks
+    // expiries every 500 ms.
+    const deadline = Date.now() + 15_000;
+    while ((await ledger.get(endedId)) !== undefined) {
+      assert.ok(Date.now() < deadline, 'the ended record was not deleted by its lease');
+      await sleep(250);
+    }
+    assert.equal(await raw.get(store.keys.idempotency('retention-key')).string(), null);
+    const kept = await ledger.get(keepId);
+    assert.equal(kept?.state, 'granted', 'the active reservation is untouched');
+    // Its expiry is rrm's own: the grant is live and renewable however long etcd keeps leases.
+    assert.equal((await ledger.renew(keepId, keep.token)).state, 'granted');
+  } finally {
+    raw.close();
+  }
+});

@@ -6,8 +6,8 @@
  * very argv that was profiled is run (an argv array, no shell) and the prediction is checked against
  * what it did.
  *
- * The concurrency test runs the rrm executable: `rrm run --resource dpkg-lock=1 -- apt-get install`
- * (the explicit flag stands in until `rrm run` asks the apt adapter for dpkg-lock by itself).
+ * The concurrency test runs the rrm executable's shortcut, `rrm apt-get install -y <pkg>`, with no
+ * resource flags: the apt adapter itself asks for dpkg-lock, so the second install waits for the first.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -171,7 +171,7 @@ test(
 );
 
 test(
-  'concurrent apt-get installs: plain ones fight over the dpkg lock; through rrm with dpkg-lock=1 both succeed',
+  'concurrent apt-get installs: plain ones fight over the dpkg lock; rrm apt-get install -y: both succeed',
   { skip: aptSkip, timeout: 300_000 },
   async (t) => {
     t.after(removeAll);
@@ -185,50 +185,21 @@ test(
     assert.equal(failed.length, 1, plain.map((r) => `${r.code}: ${r.stderr}`).join('\n'));
     assert.match(failed[0]?.stderr ?? '', /Could not get lock|Unable to acquire the dpkg frontend lock/);
     removeAll();
-    // Through rrm: the second waits for dpkg-lock and then succeeds.
+    // Through rrm: the adapter asks for dpkg-lock, so the second waits and then succeeds.
     const state = mkdtempSync(join(tmpdir(), 'rrm-apt-state-'));
     const parent = `rrm-test-apt-${process.pid}`;
     t.after(() => removeCgroupParent(parent));
     const env = { ...aptEnv, RRM_STATE_DIR: state, RRM_CGROUP_PARENT: parent };
-    const a = run(
-      [
-        process.execPath,
-        RRM,
-        'run',
-        '--resource',
-        'dpkg-lock=1',
-        '--',
-        'apt-get',
-        'install',
-        '-y',
-        '-q',
-        APT_PACKAGES[0] as string,
-      ],
-      env,
-    );
+    const a = run([process.execPath, RRM, 'apt-get', 'install', '-y', '-q', APT_PACKAGES[0] as string], env);
     await sleep(150);
-    const b = run(
-      [
-        process.execPath,
-        RRM,
-        'run',
-        '--resource',
-        'dpkg-lock=1',
-        '--',
-        'apt-get',
-        'install',
-        '-y',
-        '-q',
-        APT_PACKAGES[1] as string,
-      ],
-      env,
-    );
+    const b = run([process.execPath, RRM, 'apt-get', 'install', '-y', '-q', APT_PACKAGES[1] as string], env);
     const viaRrm = await Promise.all([a, b]);
     for (const r of viaRrm) assert.equal(r.code, 0, r.stderr);
     assert.ok(
       viaRrm.some((r) => /after waiting/.test(r.stderr)),
       viaRrm.map((r) => r.stderr).join('\n'),
     );
+    for (const r of viaRrm) assert.match(r.stderr, /granted .*dpkg-lock=1/, 'the lock came from the adapter');
     for (const pkg of APT_PACKAGES) assert.ok(installed(pkg), `${pkg} installed`);
   },
 );

@@ -183,10 +183,17 @@ export const reservationRoutes: FastifyPluginAsync<{ deps: AgentDeps }> = async 
 
   app.post<{ Params: { id: string }; Body: { token?: string } }>(
     '/v1/reservations/:id/renew',
-    { schema: { params: params.id, body: holderBody }, config: { summary: 'Renew the lease (holder).' } },
-    async (req) => ({
-      reservation: publicView(await ledger.renew(req.params.id, holderToken(req.body.token))),
-    }),
+    {
+      schema: { params: params.id, body: holderBody },
+      config: { summary: 'Renew the lease: the holder with its token, or an admin.' },
+    },
+    async (req) => {
+      const who = caller(req);
+      const r = who.admin
+        ? await ledger.renew(req.params.id, req.body.token, { name: who.name })
+        : await ledger.renew(req.params.id, holderToken(req.body.token));
+      return { reservation: publicView(r) };
+    },
   );
 
   app.post<{ Params: { id: string }; Body: { token: string; pgid: number } }>(

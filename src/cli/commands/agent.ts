@@ -26,6 +26,7 @@ RRM_AGENT_ADVERTISE, RRM_AGENT_TLS_CERT/_KEY/_CLIENT_CA, RRM_INSTANCE_TTL overri
 the TCP listener speaks HTTPS; with tls.clientCa callers must also present a certificate that CA
 signed, and its common name is their identity (admins: policy.admins).
 SIGTERM or SIGINT: stops accepting requests, stops running installs, releases, exits 0.
+The log is JSON lines (pino) on stdout; --json also writes the "listening" line as JSON on stderr.
 `;
 
 export async function agentCommand(ctx: Context, args: readonly string[]): Promise<number> {
@@ -36,6 +37,7 @@ export async function agentCommand(ctx: Context, args: readonly string[]): Promi
     advertise: { type: 'string' },
     'state-dir': { type: 'string' },
     'tokens-dir': { type: 'string' },
+    json: { type: 'boolean' },
     help: { type: 'boolean', short: 'h' },
   });
   if (flag(values, 'help')) {
@@ -56,10 +58,14 @@ export async function agentCommand(ctx: Context, args: readonly string[]): Promi
   );
   const ledgerConfig = ctx.config({ 'state-dir': config.stateDir });
   const agent = await startAgent(config, ledgerConfig, rrmVersion());
-  if (agent.tcpAddress)
+  const url = agent.tcpAddress
+    ? `${config.tls ? 'https' : 'http'}://${agent.tcpAddress.host}:${agent.tcpAddress.port}`
+    : undefined;
+  if (flag(values, 'json'))
     ctx.io.err(
-      `rrm agent: listening on ${config.tls ? 'https' : 'http'}://${agent.tcpAddress.host}:${agent.tcpAddress.port}\n`,
+      `${JSON.stringify({ event: 'listening', socket: config.socket ?? null, url: url ?? null })}\n`,
     );
+  else if (url) ctx.io.err(`rrm agent: listening on ${url}\n`);
   await new Promise<void>((resolve) => {
     const onSignal = (): void => {
       process.off('SIGTERM', onSignal);

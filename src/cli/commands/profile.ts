@@ -24,7 +24,8 @@ Examples:
 Options:
   --cold             registry metadata, manifests and defaults only (no history, no service)
   --no-metadata      no registry or apt lookups
-  --state-dir DIR    where history.db is read (default: $RRM_STATE_DIR, /var/lib/rrm as root)
+  --state-dir DIR    where history.db is read (default: $RRM_STATE_DIR; /var/lib/rrm as root,
+                     else $XDG_STATE_HOME/rrm or ~/.local/state/rrm)
   --json             one JSON document
   -h, --help
 

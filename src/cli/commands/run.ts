@@ -80,7 +80,8 @@ Output:
   --json               rrm's own messages as JSON lines on stderr
   --quiet              no progress or summary lines
   --dry-run            show the profile and what the reservation would do now; run nothing
-  --state-dir DIR      ledger directory (default: $RRM_STATE_DIR, /var/lib/rrm as root)
+  --state-dir DIR      ledger directory (default: $RRM_STATE_DIR; /var/lib/rrm as root,
+                       else $XDG_STATE_HOME/rrm or ~/.local/state/rrm)
   -h, --help
 
 Exit codes: the command's own; 64 bad usage; 75 no capacity with --no-wait, a wait that timed

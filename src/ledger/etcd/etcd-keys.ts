@@ -5,8 +5,9 @@
  *
  *   instances/<instance>                      InstanceRecord (JSON) + `txn` (id of the commit that wrote it)
  *   active/<instance>/<reservation>           Reservation (JSON), only while queued or granted
- *   reservations/<reservation>                Reservation (JSON), every reservation, latest version
- *   idempotency/<key>                         reservation id (text)
+ *   reservations/<reservation>                Reservation (JSON), every reservation, latest version;
+ *                                             once ended, bound to the retention lease (deleted by etcd)
+ *   idempotency/<key>                         reservation id (text); the same lease once it ended
  *   events/<instance>/<rev>                   { txn, events: LedgerEvent[] } written by one transaction
  *   events/<instance>/x<random>               { events: [LedgerEvent] } from appendEvent
  *   event-index/<reservation>/<instance>/<rev>  { events: [[i, LedgerEvent], ...] } the reservation's share

@@ -36,12 +36,14 @@
  *
  * Presence: an agent registers its instance by writing `agents/<i>` and `alive/<i>`, the latter
  * bound to an etcd lease it keeps alive. Snapshots read both in the same read: registered but not
- * alive means down. The commit does not compare the alive key, so a grant may land in the instant
- * an agent's lease lapses; the next sweep of that instance (any agent's, any waiter's) ends it.
+ * alive means down. The commit compares the alive key's create revision as read, so nothing is
+ * granted on an instance whose agent's lease lapsed (or came back) since.
  *
- * Not done here: reservation keys are not bound to etcd leases. rrm enforces expiry from the
- * record's own timestamps (etcd resets lease TTLs on a leader change, so a lease is not a clock),
- * and records of ended reservations and events stay until an operator prunes them.
+ * Leases and expiry: rrm enforces the expiry of active reservations from the record's own
+ * timestamps (etcd resets lease TTLs on a leader change, so a lease is not a clock). etcd leases
+ * garbage-collect what has ended: the record and idempotency key of a reservation that ends are
+ * bound to a retention lease (`retentionMs`, default 7 days; see retentionLease), and etcd deletes
+ * them when it expires. Events stay until an operator prunes them.
  */
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -102,6 +104,11 @@ export interface EtcdStoreOptions {
   readonly maxConflicts?: number;
   /** Keys per page when listing reservations or events newest first; default 256. */
   readonly pageSize?: number;
+  /**
+   * How long the record of an ended reservation is kept: its keys are bound to an etcd lease that
+   * expires then, and etcd deletes them. Default 7 days; 0 keeps them until pruned by hand.
+   */
+  readonly retentionMs?: number;
 }
 
 interface CompiledOptions {
@@ -111,6 +118,7 @@ interface CompiledOptions {
   readonly rpcTimeoutMs: number;
   readonly maxConflicts: number;
   readonly pageSize: number;
+  readonly retentionMs: number;
 }
 
 /** Counters since the store was opened; tests and metrics read them. */
@@ -207,6 +215,7 @@ export function compileEtcdStoreOptions(opts: EtcdStoreOptions): CompiledOptions
     rpcTimeoutMs: Math.min(positive('rpcTimeoutMs', opts.rpcTimeoutMs, 2_000), timeoutMs),
     maxConflicts: positive('maxConflicts', opts.maxConflicts, 64),
     pageSize: Math.ceil(positive('pageSize', opts.pageSize, 256)),
+    retentionMs: opts.retentionMs === 0 ? 0 : positive('retentionMs', opts.retentionMs, 7 * 24 * 3600 * 1000),
   });
 }
 
@@ -229,6 +238,8 @@ export class EtcdStore implements Store {
   };
   /** Per instance: the state this store committed last (see `remember`). */
   private readonly lastCommit = new Map<string, SnapshotRead>();
+  /** The lease records of reservations ending now are bound to (see retentionLease). */
+  private retention: { readonly id: string; readonly until: number } | undefined;
 
   constructor(opts: EtcdStoreOptions) {
     this.opts = compileEtcdStoreOptions(opts);
@@ -657,6 +668,9 @@ export class EtcdStore implements Store {
         result,
       };
       const markerRevs = unknownRevisions([...unknown, attempt]);
+      const endLease = transition.upserts.some((r) => !isActive(r.state))
+        ? await this.retentionLease()
+        : undefined;
       const { request, idempotencyChecks } = this.commitRequest(
         snap,
         read,
@@ -664,12 +678,18 @@ export class EtcdStore implements Store {
         attempt,
         markerRevs,
         ownIdempotency,
+        endLease,
       );
       let res;
       try {
         res = await this.client.kv.txn(request, { deadline: this.rpcDeadline(deadline) });
       } catch (e) {
         this.lastCommit.delete(instanceId);
+        if (endLease && /lease not found/i.test(String((e as Error)?.message))) {
+          // The retention lease is gone (revoked, or a restored cluster): take a new one.
+          this.retention = undefined;
+          continue;
+        }
         if (!isTransient(e)) {
           throw ledgerError(e, this.opts.hosts, `transaction on ${instanceId} failed`, {
             instance: instanceId,
@@ -791,6 +811,31 @@ export class EtcdStore implements Store {
     });
   }
 
+  /**
+   * The etcd lease that records of reservations ending now are bound to, so that etcd deletes them
+   * once `retentionMs` has passed. One lease serves every record ending within a slice of the
+   * retention (an eighth, at most an hour), and lives for the retention plus that slice, so no
+   * record goes before its full retention. rrm never reads these leases as a clock: expiry of active
+   * reservations is their own timestamp. A lease that cannot be had now costs nothing but garbage:
+   * the record is kept, without a lease.
+   */
+  private async retentionLease(): Promise<string | undefined> {
+    const retention = this.opts.retentionMs;
+    if (retention === 0) return undefined;
+    const now = Date.now();
+    if (this.retention && now < this.retention.until) return this.retention.id;
+    const slice = Math.min(retention / 8, 3_600_000);
+    try {
+      const id = await this.client
+        .lease(Math.ceil((retention + slice) / 1000), { autoKeepAlive: false })
+        .grant();
+      this.retention = { id, until: now + slice };
+      return id;
+    } catch {
+      return undefined;
+    }
+  }
+
   private commitRequest(
     before: InstanceSnapshot,
     read: SnapshotRead,
@@ -798,6 +843,7 @@ export class EtcdStore implements Store {
     attempt: Attempt<unknown>,
     markerRevs: readonly number[],
     ownIdempotency: ReadonlySet<string>,
+    endLease: string | undefined,
   ): { request: ITxnRequest; idempotencyChecks: { key: string; id: string }[] } {
     const k = this.keys;
     const id = before.instance.id;
@@ -842,7 +888,9 @@ export class EtcdStore implements Store {
     const idempotencyChecks: { key: string; id: string }[] = [];
     for (const r of upserts.values()) {
       const json = JSON.stringify(r);
-      ops.push(put(k.reservation(r.id), json));
+      // An ended reservation's record goes when the retention lease expires; an active one stays.
+      const lease = isActive(r.state) ? undefined : endLease;
+      ops.push(put(k.reservation(r.id), json, lease));
       if (isActive(r.state)) ops.push(put(k.active(r.instance, r.id), json));
       else if (wasActive.has(r.id)) ops.push(del(k.active(r.instance, r.id)));
       if (r.idempotencyKey !== undefined && !wasActive.has(r.id)) {
@@ -856,7 +904,10 @@ export class EtcdStore implements Store {
           });
           idempotencyChecks.push({ key, id: r.id });
         }
-        ops.push(put(key, r.id));
+        ops.push(put(key, r.id, lease));
+      } else if (r.idempotencyKey !== undefined && lease) {
+        // Written when it was created; bound to the retention lease now that it has ended.
+        ops.push(put(k.idempotency(r.idempotencyKey), r.id, lease));
       }
     }
     if (t.events.length > 0) {
@@ -1058,8 +1109,8 @@ function rangeOf(prefix: string): IRangeRequest {
   return { key: buf(prefix), range_end: prefixEnd(prefix) };
 }
 
-function put(key: string, value: string): IRequestOp {
-  return { request_put: { key: buf(key), value: buf(value) } };
+function put(key: string, value: string, lease?: string): IRequestOp {
+  return { request_put: { key: buf(key), value: buf(value), ...(lease ? { lease } : {}) } };
 }
 
 function del(key: string): IRequestOp {
