@@ -221,6 +221,15 @@ test('invariants hold over random sequences of operations', () => {
             }
           }
           snap = applyTransition(snap, t);
+          if (op.kind === 'submit') {
+            // A newcomer that ranks ahead of an overtaken waiter takes capacity the promise to that
+            // waiter never counted (as a capacity cut does): the promise is made anew from here.
+            const x = snap.reservations.find((r) => r.id === `r${n}`);
+            if (x)
+              for (const h of snap.reservations)
+                if (h.state === 'queued' && compareQueue(x, h) < 0)
+                  for (const set of overtook.values()) set.delete(h.id);
+          }
           checkCapacity(snap);
           for (const w of snap.reservations) {
             if (w.state !== 'granted' || before.get(w.id) === 'granted') continue;

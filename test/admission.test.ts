@@ -153,6 +153,29 @@ test('preemption picks the lowest priority, soft before hard, newest first, neve
   assert.equal(planPreemption({ ...p, priority: 100 }, {}, grants), null, 'never a victim of equal priority');
 });
 
+test('preemption: one larger grant of the same priority rather than several small ones', () => {
+  const grants = [
+    grant('big-old', { grantSeq: 1, priority: 100, requests: { cpu: 2000 } }),
+    grant('small-1', { grantSeq: 2, priority: 100, requests: { cpu: 1000 } }),
+    grant('small-2', { grantSeq: 3, priority: 100, requests: { cpu: 1000 } }),
+    grant('normal-big', { grantSeq: 4, priority: 500, requests: { cpu: 2000 } }),
+  ];
+  const p = { requests: { cpu: 2000 }, priority: 800, mode: 'hard' as const, mayPreempt: true };
+  // Reprieving the oldest first would leave small-1 and small-2; big-old alone is enough.
+  assert.deepEqual(
+    planPreemption(p, {}, grants)?.map((v) => v.reservation.id),
+    ['big-old'],
+  );
+  // Never a higher priority to save a victim: with the big batch grant gone, two batch grants
+  // are evicted rather than the one normal grant.
+  assert.deepEqual(
+    planPreemption(p, {}, grants.slice(1))
+      ?.map((v) => v.reservation.id)
+      .sort(),
+    ['small-1', 'small-2'],
+  );
+});
+
 test('a hard critical request asks a batch grant to stop, and is granted when it has', () => {
   let s = emptySnapshot({ cpu: 1000 });
   const b = add(s, { requests: { cpu: 1000 }, priority: 100 });

@@ -91,7 +91,7 @@ test('identity and policy: 401 without a token, 403 for another identity’s rel
   assert.equal(renewTheirs.body.error.code, 'RRM_ERR_NOT_HOLDER');
   const forged = await post(
     `/v1/reservations/${mine.body.reservation.id}/renew`,
-    { token: 'forged' },
+    { token: 'forged-token-0000' },
     TOKENS.bob,
   );
   assert.equal(forged.status, 403);
@@ -310,4 +310,61 @@ test('target any over the API: placed on an instance that matches, refused with 
   assert.ok((local?.grants ?? 0) >= 1);
   assert.ok((local?.granted.cpu ?? 0) >= 100);
   await post(`/v1/reservations/${placed.body.reservation.id}/release`, { token: placed.body.token });
+});
+
+test('a handler that overruns handlerTimeout answers 503 RRM_ERR_HANDLER_TIMEOUT; long polls are exempt', async () => {
+  const slow = await startTestAgent({ handlerTimeout: '150ms' });
+  try {
+    const ledger = slow.agent.ledger;
+    const list = ledger.list.bind(ledger);
+    ledger.list = async (filter) => {
+      await new Promise((r) => setTimeout(r, 600));
+      return list(filter);
+    };
+    const res = await slow.agent.app.inject({
+      method: 'GET',
+      url: '/v1/reservations',
+      headers: auth(TOKENS.alice),
+    });
+    assert.equal(res.statusCode, 503);
+    assert.equal(res.json().error.code, 'RRM_ERR_HANDLER_TIMEOUT');
+    ledger.list = list;
+    assert.equal(
+      (await slow.agent.app.inject({ method: 'GET', url: '/v1/reservations', headers: auth(TOKENS.alice) }))
+        .statusCode,
+      200,
+    );
+    // A long poll waits its own timeout (400 ms here), well past the handler timeout.
+    await slow.agent.ledger.setAllocatable('local', { cpu: 1000 }, { cpu: 1000 }, 'test');
+    const held = await slow.agent.app.inject({
+      method: 'POST',
+      url: '/v1/reservations',
+      headers: auth(TOKENS.alice),
+      payload: { requests: { cpu: 1000 } },
+    });
+    const queued = await slow.agent.app.inject({
+      method: 'POST',
+      url: '/v1/reservations',
+      headers: auth(TOKENS.alice),
+      payload: { requests: { cpu: 1000 } },
+    });
+    assert.equal(queued.statusCode, 202);
+    const started = Date.now();
+    const waited = await slow.agent.app.inject({
+      method: 'GET',
+      url: `/v1/reservations/${queued.json().reservation.id}/wait?timeoutMs=400`,
+      headers: auth(TOKENS.alice),
+    });
+    assert.equal(waited.statusCode, 200, waited.body);
+    assert.ok(Date.now() - started >= 380, 'the long poll ran to its own timeout');
+    for (const r of [held, queued])
+      await slow.agent.app.inject({
+        method: 'POST',
+        url: `/v1/reservations/${r.json().reservation.id}/release`,
+        headers: auth(TOKENS.alice),
+        payload: { token: r.json().token },
+      });
+  } finally {
+    await slow.agent.stop();
+  }
 });

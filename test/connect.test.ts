@@ -12,6 +12,9 @@ import { join } from 'node:path';
 import { once } from 'node:events';
 import { chooseAgent, listening } from '../src/client/connect.js';
 
+/** A token in the environment, so choosing an agent needs no token file. */
+const ENV = { RRM_AGENT_TOKEN: 'token-for-the-test-0000' };
+
 test('the default socket is used while an agent listens on it, not when its process was killed', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'rrm-connect-'));
   const live = join(dir, 'live.sock');
@@ -20,10 +23,10 @@ test('the default socket is used while an agent listens on it, not when its proc
   await once(server, 'listening');
   try {
     assert.equal(listening(live), true);
-    assert.equal(chooseAgent({}, undefined, false, live)?.socketPath, live);
+    assert.equal(chooseAgent(ENV, undefined, false, live)?.socketPath, live);
     // A state directory named explicitly (flag or RRM_STATE_DIR) means the embedded ledger.
-    assert.equal(chooseAgent({}, undefined, true, live), undefined);
-    assert.equal(chooseAgent({ RRM_STATE_DIR: dir }, undefined, false, live), undefined);
+    assert.equal(chooseAgent(ENV, undefined, true, live), undefined);
+    assert.equal(chooseAgent({ ...ENV, RRM_STATE_DIR: dir }, undefined, false, live), undefined);
   } finally {
     server.close();
   }
@@ -40,8 +43,8 @@ test('the default socket is used while an agent listens on it, not when its proc
   await once(child, 'exit');
   assert.ok(existsSync(stale), 'the socket file outlives the process');
   assert.equal(listening(stale), false);
-  assert.equal(chooseAgent({}, undefined, false, stale), undefined, 'a stale socket falls back to embedded');
+  assert.equal(chooseAgent(ENV, undefined, false, stale), undefined, 'a stale socket falls back to embedded');
   // Named explicitly, it is used as given (and fails loudly if nothing answers).
-  assert.equal(chooseAgent({ RRM_AGENT: stale }, undefined, false, stale)?.socketPath, stale);
+  assert.equal(chooseAgent({ ...ENV, RRM_AGENT: stale }, undefined, false, stale)?.socketPath, stale);
   assert.equal(listening(join(dir, 'missing.sock')), false);
 });

@@ -1,7 +1,8 @@
 /**
  * Preemption planning, after the kube-scheduler: start from every eligible victim, then reprieve
  * as many as possible, most valuable first (highest priority, hard before soft, oldest grant first),
- * so the victims left are few, of the lowest priority, soft before hard, newest first.
+ * so the victims left are few, of the lowest priority, soft before hard, newest first; where one
+ * grant of no higher priority would do instead of several, that one.
  * Eligible: granted, preemptible, strictly lower priority than the preemptor, not already being stopped.
  *
  * Victims that asked to be paused are paused only where that is enough: a plan in which they free
@@ -56,7 +57,29 @@ function reprieve(
     if (fits(need, without)) avail = without;
     else victims.push(c);
   }
-  return victims.reverse();
+  return fewer(need, free, candidates, frees, victims) ?? victims.reverse();
+}
+
+/**
+ * Reprieving the most valuable first can leave several small victims where one larger grant of no
+ * higher priority (and no harder mode) would do alone: then that one, the least valuable such.
+ */
+function fewer(
+  need: ResourceVector,
+  free: ResourceVector,
+  candidates: readonly Reservation[],
+  frees: (r: Reservation) => ResourceVector,
+  victims: readonly Reservation[],
+): Reservation[] | undefined {
+  if (victims.length < 2) return undefined;
+  const lowest = Math.min(...victims.map((v) => v.priority));
+  const allHard = victims.every((v) => v.mode === 'hard');
+  for (let i = candidates.length - 1; i >= 0; i--) {
+    const c = candidates[i] as Reservation;
+    if (c.priority > lowest || (c.mode === 'hard' && !allHard)) continue;
+    if (fits(need, add(free, frees(c)))) return [c];
+  }
+  return undefined;
 }
 
 /**

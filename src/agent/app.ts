@@ -79,6 +79,33 @@ export async function buildApp(deps: AgentDeps): Promise<FastifyInstance> {
           });
     }
   });
+  // Every handler answers within handlerTimeout, except the ones that wait or stream by design
+  // (config.longRunning: long polls, server-sent events, remote installs), bounded by their own limits.
+  app.addHook('onRoute', (r) => {
+    if ((r.config as { longRunning?: boolean } | undefined)?.longRunning) return;
+    const handler = r.handler;
+    const ms = deps.config.handlerTimeoutMs;
+    r.handler = async function (this: FastifyInstance, req, reply) {
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () =>
+            reject(
+              new RrmError(
+                'RRM_ERR_HANDLER_TIMEOUT',
+                `${req.method} ${req.url} did not finish within the agent's handler timeout of ${ms} ms`,
+              ),
+            ),
+          ms,
+        );
+      });
+      try {
+        return await Promise.race([handler.call(this, req, reply), late]);
+      } finally {
+        clearTimeout(timer);
+      }
+    };
+  });
   app.addHook('onRequest', async (req) => {
     if (!req.url.startsWith('/v1/')) return;
     const who =

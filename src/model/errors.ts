@@ -146,6 +146,12 @@ export const CATALOGUE = Object.freeze({
     http: 503,
     summary: 'No instance that is up matches the target selector, or none could ever fit the request.',
   },
+  RRM_ERR_HANDLER_TIMEOUT: {
+    exit: EXIT.unavailable,
+    http: 503,
+    summary:
+      'The agent did not answer within its handler timeout; what was asked may still complete (retry with the same idempotency key).',
+  },
   RRM_ERR_LEDGER: { exit: EXIT.software, http: 503, summary: 'The ledger could not be read or written.' },
   RRM_ERR_INTERNAL: { exit: EXIT.software, http: 500, summary: 'A bug in rrm.' },
 } satisfies Record<string, ErrorSpec>);

@@ -9,7 +9,10 @@ export const eventRoutes: FastifyPluginAsync<{ deps: AgentDeps }> = async (app, 
     '/v1/events',
     {
       schema: { querystring: eventsQuery },
-      config: { summary: 'Events after a cursor; text/event-stream streams new ones as they commit.' },
+      config: {
+        longRunning: true,
+        summary: 'Events after a cursor; text/event-stream streams new ones as they commit.',
+      },
     },
     async (req, reply) => {
       const filter = {

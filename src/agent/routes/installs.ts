@@ -25,6 +25,7 @@ export const installRoutes: FastifyPluginAsync<{ deps: AgentDeps }> = async (app
     {
       schema: { body: installBody },
       config: {
+        longRunning: true,
         summary: 'Run an install here under a reservation; streams NDJSON lines (event, output, result).',
       },
     },

@@ -146,6 +146,7 @@ export const reservationRoutes: FastifyPluginAsync<{ deps: AgentDeps }> = async 
     {
       schema: { params: params.id, querystring: waitQuery },
       config: {
+        longRunning: true,
         summary:
           'Long poll: returns when the reservation leaves the queue, or at the timeout with its standing.',
       },
