@@ -241,6 +241,75 @@ test('SIGTERM to rrm run is forwarded to the command, and the reservation is rel
   assert.equal(list.granted.length, 0);
 });
 
+test('SIGINT while waiting: exit 130, nothing ran, the queue entry is cancelled; the waiting line says why it waits', async () => {
+  const dir = stateDir();
+  const log = join(dir, 'jobs.log');
+  await setCapacity(dir, '--cpu', '1');
+  const holder = start(dir, ['run', '--cpu', '1', '--', process.execPath, JOB, log, 'hold', '60000']);
+  await waitFor('hold start', () => readLog(log).find((l) => l.what === 'start'));
+  const waiter = start(dir, ['run', '--cpu', '600m', '--', process.execPath, JOB, log, 'never', '10']);
+  let stderr = '';
+  waiter.stderr?.on('data', (d) => (stderr += d));
+  await waitFor('waiting line', () => /waiting: position 1 of 1; short: cpu 600m/.test(stderr) || undefined);
+  waiter.kill('SIGINT');
+  const w = await waiter.done;
+  assert.equal(w.code, 130, w.stderr);
+  assert.match(w.stderr, /stopped waiting \(SIGINT\); nothing was run/);
+  assert.ok(!readLog(log).some((l) => l.name === 'never'), 'the command never ran');
+  const list = await rrmJson<ListJson>(dir, ['list']);
+  assert.equal(list.queued.length, 0, 'the queue entry is gone');
+  const history = await rrmJson<Array<{ state: string }>>(dir, ['history']);
+  assert.ok(
+    history.some((h) => h.state === 'cancelled'),
+    JSON.stringify(history),
+  );
+  holder.kill('SIGTERM');
+  assert.equal((await holder.done).code, 143);
+});
+
+test('--on-preempt fail: the preempted command is stopped and rrm exits 75 without running it again', async () => {
+  const dir = stateDir();
+  const log = join(dir, 'jobs.log');
+  await setCapacity(dir, '--cpu', '1');
+  const batch = start(dir, [
+    'run',
+    '--cpu',
+    '1',
+    '--priority',
+    'batch',
+    '--on-preempt',
+    'fail',
+    '--',
+    process.execPath,
+    JOB,
+    log,
+    'batch',
+    '60000',
+  ]);
+  await waitFor('batch start', () => readLog(log).find((l) => l.what === 'start'));
+  const critical = await rrm(dir, [
+    'run',
+    '--cpu',
+    '1',
+    '--priority',
+    'critical',
+    '--',
+    process.execPath,
+    JOB,
+    log,
+    'critical',
+    '100',
+  ]);
+  assert.equal(critical.code, 0, critical.stderr);
+  const b = await batch.done;
+  assert.equal(b.code, 75, b.stderr);
+  assert.match(b.stderr, /preempted .*not retried \(--on-preempt fail\).*RRM_ERR_PREEMPTED/);
+  assert.deepEqual(
+    readLog(log).map((l) => `${l.what}:${l.name}`),
+    ['start:batch', 'term:batch', 'start:critical', 'end:critical'],
+  );
+});
+
 test('a time limit stops the command with exit 124', async () => {
   const dir = stateDir();
   const log = join(dir, 'jobs.log');
