@@ -1,6 +1,7 @@
 /** End-to-end: the real rrm executable, real processes, a real SQLite ledger file. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { JOB, fileHash, groupAlive, readLog, rrm, rrmJson, start, stateDir, waitFor } from './support/cli.js';
 import { testCgroups } from './support/cgroups-left.js';
@@ -308,6 +309,74 @@ test('--on-preempt fail: the preempted command is stopped and rrm exits 75 witho
     readLog(log).map((l) => `${l.what}:${l.name}`),
     ['start:batch', 'term:batch', 'start:critical', 'end:critical'],
   );
+});
+
+test('--dry-run says what the reservation would do now (grant, queue at a position, preempt) and changes nothing', async () => {
+  const dir = stateDir();
+  const log = join(dir, 'jobs.log');
+  await setCapacity(dir, '--cpu', '1');
+  const holder = start(dir, [
+    'run',
+    '--cpu',
+    '1',
+    '--priority',
+    'batch',
+    '--',
+    process.execPath,
+    JOB,
+    log,
+    'hold',
+    '60000',
+  ]);
+  await waitFor('hold start', () => readLog(log).find((l) => l.what === 'start'));
+  type Dry = { prediction: { would: string; position?: number; victims?: string[] } };
+  const dry = (...flags: string[]): Promise<Dry> =>
+    rrm(dir, ['run', '--dry-run', '--json', ...flags, '--', process.execPath, JOB, log, 'dry', '10']).then(
+      (r) => {
+        assert.equal(r.code, 0, r.stderr);
+        return JSON.parse(r.stdout) as Dry;
+      },
+    );
+  const ledgerFiles = (): string[] => ['ledger.db', 'ledger.db-wal'].map((f) => fileHash(join(dir, f)));
+  const before = ledgerFiles();
+  assert.equal((await dry('--cpu', '100m', '--priority', 'batch')).prediction.would, 'queue at position 1');
+  const holderId = (await rrmJson<ListJson>(dir, ['list'])).granted[0]?.id;
+  const crit = await dry('--cpu', '1', '--priority', 'critical');
+  assert.deepEqual([crit.prediction.would, crit.prediction.victims], [`preempt ${holderId}`, [holderId]]);
+  assert.match((await dry('--cpu', '2')).prediction.would, /^reject: can never fit/);
+  assert.deepEqual(ledgerFiles(), before, 'a dry run writes nothing');
+  assert.ok(!readLog(log).some((l) => l.name === 'dry'), 'nothing ran');
+  holder.kill('SIGTERM');
+  await holder.done;
+  assert.equal((await dry('--cpu', '1')).prediction.would, 'grant now');
+});
+
+test('rrm npm install is rrm run with a profile from the registry; rrm npm --version passes through unreserved', async () => {
+  const dir = stateDir();
+  const prefix = join(dir, 'prefix');
+  const r = await rrm(dir, [
+    'npm',
+    'install',
+    '--no-save',
+    '--no-audit',
+    '--no-fund',
+    '--prefix',
+    prefix,
+    'is-number@7.0.0',
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /granted cpu=/);
+  assert.ok(existsSync(join(prefix, 'node_modules/is-number/package.json')), 'installed');
+  const history = await rrmJson<Array<{ command: string[]; state: string }>>(dir, ['history']);
+  assert.deepEqual(
+    history.map((h) => [h.command.slice(0, 2).join(' '), h.state]),
+    [['npm install', 'released']],
+  );
+  const v = await rrm(dir, ['npm', '--version']);
+  assert.equal(v.code, 0, v.stderr);
+  assert.match(v.stdout, /^\d+\.\d+\.\d+/);
+  assert.doesNotMatch(v.stderr, /granted/);
+  assert.equal((await rrmJson<unknown[]>(dir, ['history'])).length, 1, 'no reservation for a non-install');
 });
 
 test('a time limit stops the command with exit 124', async () => {
