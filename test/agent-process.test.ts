@@ -289,6 +289,10 @@ test('promtool accepts /metrics, and a real Prometheus server scrapes the agent'
         token: c.body.token,
       });
     }
+    const held = await call(agent.url, 'POST', '/v1/reservations', {
+      requests: { cpu: '1500m', memory: '256Mi' },
+    });
+    assert.equal(held.status, 201);
     const metrics = await new Promise<string>((resolve, reject) => {
       request(`${agent.url}/metrics`, (res) => {
         let s = '';
@@ -302,6 +306,13 @@ test('promtool accepts /metrics, and a real Prometheus server scrapes the agent'
       metrics,
       /rrm_reservations_total\{outcome="released",mode="hard",priority_class="normal"\} 3/,
     );
+    // Base units with resource and unit labels: 1500m is 1.5 cores, 256Mi is 268435456 bytes.
+    assert.match(metrics, /rrm_reserved\{instance="[^"]+",resource="cpu",unit="core"\} 1\.5\n/);
+    assert.match(metrics, /rrm_reserved\{instance="[^"]+",resource="memory",unit="byte"\} 268435456\n/);
+    assert.match(metrics, /rrm_allocatable\{instance="[^"]+",resource="cpu",unit="core"\} \d/);
+    await call(agent.url, 'POST', `/v1/reservations/${held.body.reservation.id}/release`, {
+      token: held.body.token,
+    });
     const check = execFileSync('promtool', ['check', 'metrics'], { input: metrics, encoding: 'utf8' });
     t.diagnostic(`promtool: ${check.trim() || 'ok'}`);
     const port = new URL(agent.url).port;
@@ -335,7 +346,7 @@ test('promtool accepts /metrics, and a real Prometheus server scrapes the agent'
       },
       30_000,
     );
-    assert.equal(value, 3);
+    assert.equal(value, 4, 'the three pairs and the held reservation, released after the scrape above');
   } finally {
     server?.kill('SIGTERM');
     await stop(agent, 'SIGTERM');

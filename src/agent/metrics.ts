@@ -10,6 +10,15 @@ import { priorityClassOf } from '../model/priority.js';
 import type { Reservation } from '../model/reservation.js';
 import { dimensionsOf, sum } from '../model/vector.js';
 import { heldBy } from '../admission/holdings.js';
+import { kindOf, type QuantityKind } from '../model/quantity.js';
+
+/** A quantity kind's Prometheus base unit, and what rrm's integer divides by to reach it. */
+const BASE_UNIT: Readonly<Record<QuantityKind, readonly [string, number]>> = {
+  cpu: ['core', 1000],
+  bytes: ['byte', 1],
+  rate: ['byte_per_second', 1],
+  count: ['count', 1],
+};
 
 const OUTCOMES = new Set([
   'granted',
@@ -67,16 +76,18 @@ export class AgentMetrics {
       help: 'When the agent started (Unix time).',
       registers: [this.registry],
     }).set(Date.now() / 1000);
+    // One gauge per quantity with resource and unit labels, in base units, as kube-state-metrics
+    // exports kube_node_status_allocatable{resource, unit}.
     const allocatable = new Gauge({
       name: 'rrm_allocatable',
-      help: 'Allocatable per instance and dimension (millicores, bytes, bytes/s, count).',
-      labelNames: ['instance', 'dimension'] as const,
+      help: 'Allocatable per instance and resource, in base units (unit: core, byte, byte_per_second, count).',
+      labelNames: ['instance', 'resource', 'unit'] as const,
       registers: [this.registry],
     });
     const reserved = new Gauge({
       name: 'rrm_reserved',
-      help: 'Held by grants per instance and dimension.',
-      labelNames: ['instance', 'dimension'] as const,
+      help: 'Held by grants per instance and resource, in base units (unit: core, byte, byte_per_second, count).',
+      labelNames: ['instance', 'resource', 'unit'] as const,
       registers: [this.registry],
     });
     const queueDepth = new Gauge({
@@ -85,10 +96,14 @@ export class AgentMetrics {
       labelNames: ['instance'] as const,
       registers: [this.registry],
     });
-    const measured = new Gauge({
-      name: 'rrm_measured_use',
-      help: 'Measured use of running grants from their cgroups: peak memory (bytes) and CPU time (seconds).',
-      labelNames: ['dimension'] as const,
+    const measuredMemory = new Gauge({
+      name: 'rrm_running_peak_memory_bytes',
+      help: 'Sum of the peak memory of the installs running now, measured from their cgroups.',
+      registers: [this.registry],
+    });
+    const measuredCpu = new Gauge({
+      name: 'rrm_running_cpu_seconds',
+      help: 'CPU time used so far by the installs running now, measured from their cgroups.',
       registers: [this.registry],
     });
     const collectors = async (): Promise<void> => {
@@ -97,8 +112,10 @@ export class AgentMetrics {
         const mine = active.filter((r) => r.instance === inst.id);
         const held = sum(mine.map(heldBy));
         for (const d of dimensionsOf(inst.allocatable, held)) {
-          allocatable.set({ instance: inst.id, dimension: d }, inst.allocatable[d] ?? 0);
-          reserved.set({ instance: inst.id, dimension: d }, held[d] ?? 0);
+          const [unit, scale] = BASE_UNIT[kindOf(d)];
+          const labels = { instance: inst.id, resource: d, unit };
+          allocatable.set(labels, (inst.allocatable[d] ?? 0) / scale);
+          reserved.set(labels, (held[d] ?? 0) / scale);
         }
         queueDepth.set({ instance: inst.id }, mine.filter((r) => r.state === 'queued').length);
       }
@@ -109,8 +126,8 @@ export class AgentMetrics {
         peak += u?.peakMemoryBytes ?? 0;
         cpu += (u?.cpuUsageUsec ?? 0) / 1e6;
       }
-      measured.set({ dimension: 'memory' }, peak);
-      measured.set({ dimension: 'cpu' }, cpu);
+      measuredMemory.set(peak);
+      measuredCpu.set(cpu);
     };
     this.collect = collectors;
   }
