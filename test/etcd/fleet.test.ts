@@ -188,10 +188,15 @@ test('20 instances × 20 clients × 2,000 reservations with mixed targets, a mem
   const random = (): number => (rnd = (rnd * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
   const started = Date.now();
   let running = true;
+  const marks = new Map<string, number>();
+  const grantTimes: number[] = [];
   // Chaos beside the clients: a follower killed and brought back, then the leader.
   const chaos = (async () => {
     const timeline: string[] = [];
-    const at = (what: string) => timeline.push(`${what} ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    const at = (what: string) => {
+      marks.set(what, Date.now());
+      timeline.push(`${what} ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    };
     await sleep(2_500);
     const leader = await cluster.leader();
     const follower = [0, 1, 2].find((m) => m !== leader) as number;
@@ -241,6 +246,7 @@ test('20 instances × 20 clients × 2,000 reservations with mixed targets, a mem
         try {
           const got = await acquire(me, req, { pollMs: 200 });
           assert.equal(got.reservation.state, 'granted');
+          grantTimes.push(Date.now());
           placedOn.set(got.handle.instance, (placedOn.get(got.handle.instance) ?? 0) + 1);
           await new Promise((r) => setTimeout(r, random() * 10));
           let ended: Reservation | undefined;
@@ -273,6 +279,14 @@ test('20 instances × 20 clients × 2,000 reservations with mixed targets, a mem
   const seconds = (Date.now() - started) / 1000;
   const total = [...outcomes.values()].reduce((a, b) => a + b, 0);
   assert.equal(total, CLIENTS * PER_CLIENT, 'every request ended one way or another');
+  // The leader was killed while the clients ran, and work went on under the new one.
+  const elected = marks.get('new leader');
+  assert.ok(elected !== undefined, `the leader was killed mid-run: ${timeline.join(', ')}`);
+  const afterElection = grantTimes.filter((t) => t > elected).length;
+  assert.ok(afterElection >= 100, `${afterElection} grants after the election`);
+  // An election may cost a few calls their budget; it must stay a few.
+  const unavailable = (outcomes.get('ledger-unavailable') ?? 0) + (outcomes.get('granted-lease-lapsed') ?? 0);
+  assert.ok(unavailable <= CLIENTS * PER_CLIENT * 0.02, `${unavailable} requests lost to the elections`);
   assert.ok((outcomes.get('granted-and-released') ?? 0) > 1000, 'most requests were granted');
   assert.ok((outcomes.get('rejected:RRM_ERR_UNSATISFIABLE') ?? 0) > 0, 'too-large requests are rejected');
   assert.ok((outcomes.get('rejected:RRM_ERR_NO_INSTANCE') ?? 0) > 0, 'unmatched selectors are rejected');
