@@ -388,3 +388,36 @@ test('a down instance takes nothing new, its reservations end, and a waiter ther
   assert.deepEqual(moves, ['a->b']);
   await regB.stop();
 });
+
+test('a waiter for any is granted on whichever instance frees first, both up', async () => {
+  const prefix = uniquePrefix('fleet-first-free');
+  const l = ledger(prefix);
+  const alloc = { cpu: 1000 };
+  for (const id of ['a', 'b']) await l.ensureInstance({ id, capacity: alloc, allocatable: alloc });
+  const fill = async (target: string, timeLimitMs?: number) => {
+    const { outcome, token } = await l.reserve(
+      request({ target, requests: { cpu: 1000 }, holder, timeLimitMs }),
+    );
+    assert.equal(outcome.kind, 'granted');
+    return { id: outcome.reservation.id, token };
+  };
+  // `a` promises the earlier start (its grant has a time limit), so the waiter queues there;
+  // then `b` frees first, and the waiter moves and is granted on `b` long before `a` would free.
+  const onA = await fill('a', 60_000);
+  const onB = await fill('b');
+  const moves: string[] = [];
+  const waiting = acquire(l, any({ requests: { cpu: 1000 } }), {
+    pollMs: 200,
+    onMove: (from, to) => moves.push(`${from.instance}->${to.instance}`),
+  });
+  await new Promise((r) => setTimeout(r, 300));
+  assert.equal(((await l.list({ states: ['queued'] }))[0] as Reservation | undefined)?.instance, 'a');
+  await l.release(onB.id, { token: onB.token });
+  const got = await waiting;
+  assert.equal(got.handle.instance, 'b');
+  assert.deepEqual(moves, ['a->b']);
+  assert.equal((await l.get(onA.id))?.state, 'granted', '`a` is still busy');
+  await l.release(got.handle.id, { token: got.handle.token });
+  await l.release(onA.id, { token: onA.token });
+  assert.deepEqual(await l.list({ states: ['granted', 'queued'] }), [], 'nothing left behind');
+});
