@@ -1,5 +1,6 @@
 /**
- * The Ledger's behaviour, written once and run against every Store (SQLite now; etcd next).
+ * The Ledger's behaviour, written once and run unchanged against every Store: SQLite
+ * (test/sqlite-ledger.test.ts) and etcd on a real 3-member cluster (test/etcd/etcd-ledger.test.ts).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -115,6 +116,94 @@ export function ledgerConformance(factory: StoreFactory): void {
       code: 'RRM_ERR_CAPACITY_IN_USE',
     });
     assert.deepEqual(await store.snapshot('i1'), before);
+    await ledger.close();
+  });
+
+  test(`${factory.name}: renewal moves the lease on; a lapsed lease is reclaimed and its capacity handed on`, async () => {
+    const { ledger } = await setup();
+    const a = await ledger.reserve(
+      request({ target: 'i1', requests: { cpu: 2000 }, leaseMs: 400, holder: holder(1) }),
+    );
+    const b = await ledger.reserve(request({ target: 'i1', requests: { cpu: 1000 }, holder: holder(2) }));
+    assert.equal(b.outcome.kind, 'queued');
+    const id = a.outcome.reservation.id;
+    const first = (await ledger.get(id))?.leaseExpiresAt ?? 0;
+    await new Promise((r) => setTimeout(r, 250));
+    const renewed = await ledger.renew(id, a.token);
+    assert.ok((renewed.leaseExpiresAt ?? 0) > first, 'renewal moves the expiry on');
+    await assert.rejects(ledger.renew(id, 'forged-token'), { code: 'RRM_ERR_NOT_HOLDER' });
+    await new Promise((r) => setTimeout(r, 250));
+    assert.deepEqual(await ledger.sweep('i1'), [], 'renewed: not yet expired');
+    await new Promise((r) => setTimeout(r, 300));
+    const reclaimed = await ledger.sweep('i1');
+    assert.deepEqual(
+      reclaimed.map((r) => [r.id, r.state]),
+      [[id, 'expired']],
+    );
+    assert.equal((await ledger.get(b.outcome.reservation.id))?.state, 'granted');
+    await ledger.close();
+  });
+
+  test(`${factory.name}: preemption is two-phase: the victim is asked to stop and keeps its share until it has`, async () => {
+    const { ledger } = await setup();
+    const batch = await ledger.reserve(
+      request({ target: 'i1', requests: { cpu: 2000 }, priority: 100, holder: holder(1) }),
+    );
+    const critical = await ledger.reserve(
+      request({ target: 'i1', requests: { cpu: 1500 }, priority: 1000, holder: holder(2) }),
+    );
+    assert.equal(critical.outcome.kind, 'queued');
+    if (critical.outcome.kind === 'queued')
+      assert.deepEqual(critical.outcome.status.victims, [batch.outcome.reservation.id]);
+    const victim = await ledger.get(batch.outcome.reservation.id);
+    assert.equal(victim?.state, 'granted', 'the victim still holds its share');
+    assert.ok(victim?.preemptRequestedAt !== undefined, 'and is asked to stop');
+    await ledger.release(batch.outcome.reservation.id, { token: batch.token });
+    assert.equal((await ledger.get(batch.outcome.reservation.id))?.state, 'preempted');
+    assert.equal((await ledger.get(critical.outcome.reservation.id))?.state, 'granted');
+    await ledger.close();
+  });
+
+  test(`${factory.name}: a retried create with its idempotency key returns the same reservation`, async () => {
+    const { ledger } = await setup();
+    const req = {
+      ...request({ target: 'i1', requests: { cpu: 100 }, holder: holder(1) }),
+      idempotencyKey: 'k-1',
+    };
+    const first = await ledger.reserve(req, { token: 'token-of-k-1' });
+    const again = await ledger.reserve(req, { token: 'token-of-k-1' });
+    assert.equal(again.outcome.reservation.id, first.outcome.reservation.id);
+    assert.equal(again.outcome.kind, 'granted');
+    // The key is bound to its caller's token: another caller cannot take the reservation over.
+    await assert.rejects(ledger.reserve(req, { token: 'another-token' }), {
+      code: 'RRM_ERR_IDEMPOTENCY_CONFLICT',
+    });
+    assert.equal((await ledger.list({ instance: 'i1' })).length, 1, 'one reservation, not two');
+    await ledger.close();
+  });
+
+  test(`${factory.name}: a commit through another handle wakes watchers; unsubscribing stops them`, async () => {
+    const { ledger, reopen } = await setup();
+    const other = ledgerOn(await reopen());
+    let calls = 0;
+    let woke: () => void = () => undefined;
+    const unwatch = ledger.watch(() => {
+      calls++;
+      woke();
+    });
+    await new Promise((r) => setTimeout(r, 100)); // the watch is established
+    const wakes = new Promise<void>((r) => (woke = r));
+    await other.reserve(request({ target: 'i1', requests: { cpu: 100 }, holder: holder(3) }));
+    await Promise.race([
+      wakes,
+      new Promise((_, reject) => setTimeout(() => reject(new Error('no wake-up within 5 s')), 5_000)),
+    ]);
+    unwatch();
+    const seen = calls;
+    await other.reserve(request({ target: 'i1', requests: { cpu: 100 }, holder: holder(4) }));
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(calls, seen, 'no calls after unsubscribing');
+    await other.close();
     await ledger.close();
   });
 
