@@ -137,6 +137,8 @@ test(`200 clients for ${STRESS_SECONDS} s with the agent killed and restarted: n
   const created = new Set<string>();
   let stopAt = Date.now() + STRESS_SECONDS * 1000;
   let pairs = 0;
+  let pairsAfterRestart = 0;
+  let restarted = false;
   let errors = 0;
   const client = async (i: number): Promise<void> => {
     while (Date.now() < stopAt) {
@@ -165,6 +167,7 @@ test(`200 clients for ${STRESS_SECONDS} s with the agent killed and restarted: n
           await call(url, 'POST', `/v1/reservations/${id}/renew`, { token: c.body.token });
           await new Promise((r) => setTimeout(r, 5 + (i % 20)));
           pairs++;
+          if (restarted) pairsAfterRestart++;
         }
         await call(url, 'POST', `/v1/reservations/${id}/release`, { token: c.body.token });
       } catch {
@@ -183,6 +186,7 @@ test(`200 clients for ${STRESS_SECONDS} s with the agent killed and restarted: n
   ).map((r) => r.id);
   await new Promise((r) => setTimeout(r, 500));
   agent = await spawnAgent(dir, port);
+  restarted = true;
   stopAt = Math.min(stopAt, Date.now() + (STRESS_SECONDS * 1000) / 2);
   await Promise.all(clients);
   // Leases of anything abandoned run out; then nothing may be held.
@@ -220,9 +224,11 @@ test(`200 clients for ${STRESS_SECONDS} s with the agent killed and restarted: n
   assert.deepEqual(ended, [], 'no reservation ended twice');
   assert.deepEqual(violations, []);
   t.diagnostic(
-    `stress: ${created.size} reservations, ${pairs} granted pairs, ${audits} audits, ${errors} client errors (agent down), ${queuedAtKill.length} queued at the kill`,
+    `stress: ${created.size} reservations, ${pairs} granted pairs (${pairsAfterRestart} after the restart), ${audits} audits, ${errors} client errors (agent down), ${queuedAtKill.length} queued at the kill`,
   );
   assert.ok(pairs > 1000, `work got done (${pairs} pairs)`);
+  assert.ok(pairsAfterRestart > 100, `work went on after the restart (${pairsAfterRestart} pairs)`);
+  assert.ok(audits > 100, `the auditor checked the ledger (${audits} audits)`);
   db.close();
   assert.equal(await stop(agent, 'SIGTERM'), 0);
 });
