@@ -24,10 +24,13 @@ export function testEnforcer(tag: string): Enforcer {
   return probeEnforcer({ parent: `rrm-test-${process.pid}-${tag}` });
 }
 
-/** Destroys every reservation cgroup under the test parent, removes the parent, asserts none remain. */
+/** Asserts the tests left no reservation cgroup under the test parent (then removes any, and the parent). */
 export async function cleanupAndAssertEmpty(e: Enforcer): Promise<void> {
-  for (const id of e.list()) await e.open(id)?.destroy();
-  assert.deepEqual(e.list(), [], 'reservation cgroups left behind');
+  // What the tests left is noted before it is cleaned up (they must destroy their own slots).
+  const leftover = e.list();
+  for (const id of leftover) await e.open(id)?.destroy();
+  assert.deepEqual(leftover, [], 'reservation cgroups the tests left behind');
+  assert.deepEqual(e.list(), [], 'reservation cgroups that could not be removed');
   assert.equal(e.removeParentIfEmpty(), true);
   const left = e.report.parentDirs.filter((d) => fs.existsSync(d));
   assert.deepEqual(left, [], 'test parent cgroups left behind');
