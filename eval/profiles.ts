@@ -7,7 +7,7 @@
  * measurement is recorded in history.db; after three runs it is profiled *warm* (history) and run
  * once more. The table compares cold with run 1 and warm with the last run.
  *
- *   npm run eval:profiles                      # the whole corpus (≈ 15 min on 2 CPUs)
+ *   npm run eval:profiles                      # the whole corpus (≈ 11 min on 2 CPUs)
  *   node dist/eval/profiles.js --quick         # 4 npm + 2 apt packages, 4 runs each
  *   node dist/eval/profiles.js --only npm --runs 4 --packages is-number@7.0.0,express@4.21.1
  *
