@@ -5,6 +5,7 @@ import { request } from 'node:http';
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { createReservationBody } from '../src/agent/schemas.js';
+import { request as reservationRequest } from './support/core-fixtures.js';
 import { startTestAgent, tokenFile, TOKENS, type TestAgent } from './support/agent.js';
 
 let t: TestAgent;
@@ -367,4 +368,32 @@ test('a handler that overruns handlerTimeout answers 503 RRM_ERR_HANDLER_TIMEOUT
   } finally {
     await slow.agent.stop();
   }
+});
+
+test('dry run over the API: what a create would do now, committing nothing; the CLI uses it through the agent', async () => {
+  await t.agent.ledger.setAllocatable(
+    'local',
+    { cpu: 2000, memory: 2 ** 32 },
+    { cpu: 2000, memory: 2 ** 32 },
+    'test',
+  );
+  const held = await post('/v1/reservations', { requests: { cpu: '2' }, priority: 'batch' });
+  assert.equal(held.status, 201);
+  const before = await ledgerState();
+  const dry = async (body: unknown, token = TOKENS.alice) => post('/v1/reservations/dry-run', body, token);
+  const queue = await dry({ requests: { cpu: '1' }, priority: 'batch' });
+  assert.equal(queue.status, 200);
+  assert.equal(queue.body.prediction.would, 'queue at position 1');
+  const preempt = await dry({ requests: { cpu: '1' }, priority: 'system' }, TOKENS.admin);
+  assert.deepEqual(preempt.body.prediction.victims, [held.body.reservation.id]);
+  assert.match((await dry({ requests: { cpu: '3' } })).body.prediction.would, /^reject: can never fit/);
+  const critical = await dry({ requests: { cpu: '1' }, priority: 'critical' });
+  assert.equal(critical.status, 403, 'the priority policy applies to a dry run too');
+  assert.deepEqual(await ledgerState(), before, 'a dry run commits nothing');
+  // The AgentClient (what rrm run --dry-run uses through an agent) answers the same.
+  const viaClient = await t
+    .client(TOKENS.alice)
+    .predict(reservationRequest({ target: 'local', requests: { cpu: 1000 }, priority: 100 }));
+  assert.equal(viaClient.would, 'queue at position 1');
+  await post(`/v1/reservations/${held.body.reservation.id}/release`, { token: held.body.token });
 });

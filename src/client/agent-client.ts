@@ -8,6 +8,7 @@ import { request as httpsRequest } from 'node:https';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { userInfo } from 'node:os';
+import type { Prediction } from '../admission/prediction.js';
 import type { WaitStatus } from '../admission/schedule.js';
 import type { InstanceRecord } from '../admission/snapshot.js';
 import type { InstanceStatus } from '../placement/instance-status.js';
@@ -193,29 +194,14 @@ export class AgentClient implements LedgerClient {
     return out.instance;
   }
 
+  async predict(request: ReservationRequest): Promise<Prediction> {
+    return (
+      await this.ok<{ prediction: Prediction }>('POST', '/v1/reservations/dry-run', requestBody(request))
+    ).prediction;
+  }
+
   async reserve(request: ReservationRequest): Promise<Reserved> {
-    const body = {
-      requests: request.requests,
-      ...(request.limits ? { limits: request.limits } : {}),
-      target: request.target,
-      ...(request.placement
-        ? { selector: request.placement.selector, strategy: request.placement.strategy }
-        : {}),
-      mode: request.mode,
-      priority: request.priority,
-      ...(request.waitMs !== undefined ? { waitMs: request.waitMs } : {}),
-      ...(request.timeLimitMs !== undefined ? { timeLimitMs: request.timeLimitMs } : {}),
-      leaseMs: request.leaseMs,
-      preemptible: request.preemptible,
-      mayPreempt: request.mayPreempt,
-      onPreempt: request.onPreempt,
-      packages: request.packages,
-      ...(request.command ? { command: request.command } : {}),
-      ...(request.idempotencyKey ? { idempotencyKey: request.idempotencyKey } : {}),
-      holder: { host: request.holder.host, pid: request.holder.pid, startTime: request.holder.startTime },
-      ...(request.retryOf ? { retryOf: request.retryOf } : {}),
-      ...(request.attempt ? { attempt: request.attempt } : {}),
-    };
+    const body = requestBody(request);
     const a = await this.call('POST', '/v1/reservations', body);
     if (a.status === 201 || a.status === 202) {
       const b = a.body as {
@@ -359,4 +345,30 @@ function toError(a: HttpAnswer): RrmError {
   ) as ErrorCode;
   const { code: _c, message, ...details } = e ?? {};
   return new RrmError(code, String(message ?? `agent answered HTTP ${a.status}`), details);
+}
+
+/** The JSON body of a create (and of a dry run) for a request. */
+function requestBody(request: ReservationRequest): Record<string, unknown> {
+  return {
+    requests: request.requests,
+    ...(request.limits ? { limits: request.limits } : {}),
+    target: request.target,
+    ...(request.placement
+      ? { selector: request.placement.selector, strategy: request.placement.strategy }
+      : {}),
+    mode: request.mode,
+    priority: request.priority,
+    ...(request.waitMs !== undefined ? { waitMs: request.waitMs } : {}),
+    ...(request.timeLimitMs !== undefined ? { timeLimitMs: request.timeLimitMs } : {}),
+    leaseMs: request.leaseMs,
+    preemptible: request.preemptible,
+    mayPreempt: request.mayPreempt,
+    onPreempt: request.onPreempt,
+    packages: request.packages,
+    ...(request.command ? { command: request.command } : {}),
+    ...(request.idempotencyKey ? { idempotencyKey: request.idempotencyKey } : {}),
+    holder: { host: request.holder.host, pid: request.holder.pid, startTime: request.holder.startTime },
+    ...(request.retryOf ? { retryOf: request.retryOf } : {}),
+    ...(request.attempt ? { attempt: request.attempt } : {}),
+  };
 }

@@ -19,6 +19,7 @@ import {
   type Reclaimed,
   type SubmitOutcome,
 } from '../admission/transitions.js';
+import { predict, type Prediction } from '../admission/prediction.js';
 import type { WaitStatus } from '../admission/schedule.js';
 import type { InstanceRecord, InstanceSnapshot, LedgerEvent } from '../admission/snapshot.js';
 import { isRrmError, RrmError } from '../model/errors.js';
@@ -247,6 +248,15 @@ export class CoreLedger implements LedgerClient {
    * granted there and its queued place is given up; if its instance went down, it is placed
    * again. Returns the reservation that now stands for the request (the same one if nothing moved).
    */
+  /** What `reserve` would do now, decided on the instance's current state and committing nothing. */
+  async predict(request: ReservationRequest): Promise<Prediction> {
+    await this.sweep(request.target);
+    const snap = await this.store.snapshot(request.target);
+    if (!snap)
+      throw new RrmError('RRM_ERR_NOT_FOUND', `no instance ${request.target}`, { instance: request.target });
+    return predict(snap, request, this.env.now());
+  }
+
   async relocate(id: string, token: string): Promise<Reservation> {
     const r = await this.mustGet(id);
     if (r.tokenHash !== hashToken(token)) {

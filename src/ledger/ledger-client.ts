@@ -3,6 +3,7 @@
  * agent's HTTP client both implement it, so `rrm run` has one code path whether it talks to the
  * SQLite file directly or to an `rrm agent`.
  */
+import type { Prediction } from '../admission/prediction.js';
 import type { WaitStatus } from '../admission/schedule.js';
 import type { InstanceRecord } from '../admission/snapshot.js';
 import type { Reservation, ReservationRequest } from '../model/reservation.js';
@@ -33,6 +34,8 @@ export interface LedgerClient {
     by: string,
   ): Promise<InstanceRecord>;
   reserve(request: ReservationRequest, opts?: { readonly token?: string }): Promise<Reserved>;
+  /** What `reserve` would do now (grant, queue, preempt, reject), committing nothing. */
+  predict(request: ReservationRequest): Promise<Prediction>;
   /** A placed waiter (`target: any`) moves where it is granted now, or is placed again if its instance went down. */
   relocate(id: string, token: string): Promise<Reservation>;
   /** Every instance with what is granted and free, and whether its agent is up. */

@@ -113,6 +113,23 @@ export const reservationRoutes: FastifyPluginAsync<{ deps: AgentDeps }> = async 
     },
   );
 
+  app.post<{ Body: ReservationBody }>(
+    '/v1/reservations/dry-run',
+    {
+      schema: { body: createReservationBody },
+      config: {
+        summary:
+          'What a create would do now (grant, queue at a position, preempt, reject), committing nothing.',
+      },
+    },
+    async (req) => {
+      const who = caller(req);
+      const request = toRequest(req.body, who, { target: deps.instanceId, leaseMs: 30_000 });
+      checkPriority(who, request.priority, config.policy);
+      return { prediction: await ledger.predict(request) };
+    },
+  );
+
   app.get<{ Querystring: { state?: string; instance?: string; limit?: string } }>(
     '/v1/reservations',
     { schema: { querystring: listQuery }, config: { summary: 'List reservations, newest first.' } },

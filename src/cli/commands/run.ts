@@ -27,7 +27,6 @@ import type { Say } from '../../runner/run-install.js';
 import { runInstall, WaitAborted } from '../../runner/run-install.js';
 import { CoreLedger } from '../../ledger/core-ledger.js';
 import type { LedgerClient } from '../../ledger/ledger-client.js';
-import { submit } from '../../admission/transitions.js';
 import { describeShortfall } from '../../client/acquire.js';
 import { printJson, table } from '../output.js';
 import { profileRows } from './profile.js';
@@ -404,33 +403,7 @@ async function dryRun(
   ledger: LedgerClient,
 ): Promise<number> {
   try {
-    if (!(ledger instanceof CoreLedger)) {
-      throw usageError('--dry-run predicts on the embedded ledger only; through an agent, use rrm profile');
-    }
-    await ledger.sweep(request.target);
-    const snap = await ledger.store.snapshot(request.target);
-    if (!snap) throw usageError(`no instance ${request.target}`);
-    const outcome = submit(snap, { id: 'rsv_dry-run', tokenHash: '', request }, Date.now()).outcome;
-    const prediction =
-      outcome.kind === 'granted'
-        ? { would: 'grant now' }
-        : outcome.kind === 'queued'
-          ? {
-              would: outcome.status.victims.length
-                ? `preempt ${outcome.status.victims.join(', ')}`
-                : `queue at position ${outcome.status.position}`,
-              position: outcome.status.position,
-              ahead: outcome.status.ahead,
-              shortfall: outcome.status.shortfall,
-              victims: outcome.status.victims,
-            }
-          : {
-              would:
-                outcome.code === 'RRM_ERR_UNSATISFIABLE'
-                  ? 'reject: can never fit'
-                  : 'reject: no capacity now',
-              shortfall: outcome.shortfall,
-            };
+    const prediction = await ledger.predict(request);
     if (plan.json)
       printJson(ctx.io, {
         command: plan.command,
@@ -442,7 +415,7 @@ async function dryRun(
     else {
       ctx.io.out(table(profileRows(profile)));
       ctx.io.out(
-        `would ${prediction.would} on ${request.target}${'shortfall' in prediction && prediction.shortfall?.length ? ` (short: ${describeShortfall(prediction.shortfall)})` : ''}\n`,
+        `would ${prediction.would} on ${request.target}${prediction.shortfall?.length ? ` (short: ${describeShortfall(prediction.shortfall)})` : ''}\n`,
       );
     }
     return 0;
