@@ -18,6 +18,49 @@ async function setCapacity(dir: string, ...flags: string[]): Promise<void> {
   assert.equal(r.code, 0, r.stderr);
 }
 
+/**
+ * A batch command holding the only CPU, then a critical one for that CPU: the critical run has
+ * ended when this returns; `batch` is the preempted `rrm run`, still to be awaited.
+ */
+async function criticalPreemptsBatch(
+  batchFlags: readonly string[],
+  batchMs: string,
+  criticalMs: string,
+): Promise<{
+  dir: string;
+  log: string;
+  batch: ReturnType<typeof start>;
+  critical: Awaited<ReturnType<typeof rrm>>;
+}> {
+  const dir = stateDir();
+  const log = join(dir, 'jobs.log');
+  await setCapacity(dir, '--cpu', '1');
+  const run = ['run', '--cpu', '1', '--priority'];
+  const batch = start(dir, [
+    ...run,
+    'batch',
+    ...batchFlags,
+    '--',
+    process.execPath,
+    JOB,
+    log,
+    'batch',
+    batchMs,
+  ]);
+  await waitFor('batch start', () => readLog(log).find((l) => l.what === 'start'));
+  const critical = await rrm(dir, [
+    ...run,
+    'critical',
+    '--',
+    process.execPath,
+    JOB,
+    log,
+    'critical',
+    criticalMs,
+  ]);
+  return { dir, log, batch, critical };
+}
+
 /** Max number of [start, end] intervals that overlap, from the job log. */
 function maxOverlap(log: ReturnType<typeof readLog>): number {
   const points = log
@@ -159,36 +202,7 @@ test('a critical request queued behind five batch waiters starts first', async (
 });
 
 test('a hard critical request preempts a running batch command, which is stopped, requeued and completes later', async () => {
-  const dir = stateDir();
-  const log = join(dir, 'jobs.log');
-  await setCapacity(dir, '--cpu', '1');
-  const batch = start(dir, [
-    'run',
-    '--cpu',
-    '1',
-    '--priority',
-    'batch',
-    '--',
-    process.execPath,
-    JOB,
-    log,
-    'batch',
-    '3000',
-  ]);
-  await waitFor('batch start', () => readLog(log).find((l) => l.what === 'start'));
-  const critical = await rrm(dir, [
-    'run',
-    '--cpu',
-    '1',
-    '--priority',
-    'critical',
-    '--',
-    process.execPath,
-    JOB,
-    log,
-    'critical',
-    '200',
-  ]);
+  const { dir, log, batch, critical } = await criticalPreemptsBatch([], '3000', '200');
   assert.equal(critical.code, 0, critical.stderr);
   const b = await batch.done;
   assert.equal(b.code, 0, b.stderr);
@@ -269,38 +283,7 @@ test('SIGINT while waiting: exit 130, nothing ran, the queue entry is cancelled;
 });
 
 test('--on-preempt fail: the preempted command is stopped and rrm exits 75 without running it again', async () => {
-  const dir = stateDir();
-  const log = join(dir, 'jobs.log');
-  await setCapacity(dir, '--cpu', '1');
-  const batch = start(dir, [
-    'run',
-    '--cpu',
-    '1',
-    '--priority',
-    'batch',
-    '--on-preempt',
-    'fail',
-    '--',
-    process.execPath,
-    JOB,
-    log,
-    'batch',
-    '60000',
-  ]);
-  await waitFor('batch start', () => readLog(log).find((l) => l.what === 'start'));
-  const critical = await rrm(dir, [
-    'run',
-    '--cpu',
-    '1',
-    '--priority',
-    'critical',
-    '--',
-    process.execPath,
-    JOB,
-    log,
-    'critical',
-    '100',
-  ]);
+  const { log, batch, critical } = await criticalPreemptsBatch(['--on-preempt', 'fail'], '60000', '100');
   assert.equal(critical.code, 0, critical.stderr);
   const b = await batch.done;
   assert.equal(b.code, 75, b.stderr);

@@ -26,8 +26,13 @@ export function makeContext(
   agentFlag?: string,
   ledgerFlag?: string,
 ): Context {
-  const agent = (values: Values = {}): AgentEndpoint | undefined =>
-    chooseAgent(env, agentFlag, str(values, 'state-dir') !== undefined);
+  // Chosen once per command (it may read /proc/net/unix): by whether a state directory was named.
+  const chosen = new Map<boolean, AgentEndpoint | undefined>();
+  const agent = (values: Values = {}): AgentEndpoint | undefined => {
+    const explicit = str(values, 'state-dir') !== undefined;
+    if (!chosen.has(explicit)) chosen.set(explicit, chooseAgent(env, agentFlag, explicit));
+    return chosen.get(explicit);
+  };
   return {
     io,
     env,

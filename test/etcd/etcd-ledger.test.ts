@@ -21,6 +21,15 @@ import { ledgerConformance } from '../support/ledger-conformance.js';
 const holder = (pid: number) => ({ host: 'test-host', pid, startTime: 0, owner: 'tester' });
 
 let cluster: Promise<EtcdCluster> | undefined;
+
+/** A CoreLedger environment whose holders all live. */
+const LIVE_HOLDERS = {
+  now: Date.now,
+  hostname: 'test-host',
+  isHolderAlive: () => true,
+  reclaimWork: async () => undefined,
+  forceAfterMs: 60_000,
+};
 const opened: EtcdStore[] = [];
 
 function open(hosts: readonly string[], prefix: string): Store {
@@ -49,13 +58,7 @@ test('etcd: a commit by another client wakes watchers; unsubscribing stops them'
   const { endpoints } = await cluster;
   const prefix = uniquePrefix('watch');
   const watching = open(endpoints, prefix);
-  const writer = new CoreLedger(open(endpoints, prefix), {
-    now: Date.now,
-    hostname: 'test-host',
-    isHolderAlive: () => true,
-    reclaimWork: async () => undefined,
-    forceAfterMs: 60_000,
-  });
+  const writer = new CoreLedger(open(endpoints, prefix), LIVE_HOLDERS);
   await writer.ensureInstance({ id: 'i1', capacity: { cpu: 1000 }, allocatable: { cpu: 1000 } });
   let calls = 0;
   let wake: () => void = () => undefined;
@@ -98,13 +101,7 @@ test('etcd: reads answer like SQLite for the same history (lists, event paging, 
 
 /** Runs one fixed history on a store and returns what its reads say, ids and times normalized away. */
 async function script(store: Store): Promise<unknown> {
-  const ledger = new CoreLedger(store, {
-    now: Date.now,
-    hostname: 'test-host',
-    isHolderAlive: () => true,
-    reclaimWork: async () => undefined,
-    forceAfterMs: 60_000,
-  });
+  const ledger = new CoreLedger(store, LIVE_HOLDERS);
   const labels = new Map<string, string>();
   const label = (id: string | undefined) => {
     if (id === undefined) return undefined;
@@ -190,13 +187,7 @@ test('etcd: an ended reservation’s keys are bound to the retention lease and d
   const prefix = uniquePrefix('retention');
   const store = new EtcdStore({ hosts: endpoints, prefix, retentionMs: 2_000 });
   opened.push(store);
-  const ledger = new CoreLedger(store, {
-    now: Date.now,
-    hostname: 'test-host',
-    isHolderAlive: () => true,
-    reclaimWork: async () => undefined,
-    forceAfterMs: 60_000,
-  });
+  const ledger = new CoreLedger(store, LIVE_HOLDERS);
   await ledger.ensureInstance({ id: 'i1', capacity: { cpu: 1000 }, allocatable: { cpu: 1000 } });
   const keep = await ledger.reserve(request({ requests: { cpu: 100 }, target: 'i1', holder: holder(1) }));
   const ended = await ledger.reserve({

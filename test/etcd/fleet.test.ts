@@ -54,6 +54,19 @@ function ledger(prefix: string): CoreLedger {
   return new CoreLedger(store, env);
 }
 
+/** Grants a whole 1-CPU instance to a holder (a time limit makes it promise an earlier start). */
+async function fillInstance(
+  l: CoreLedger,
+  target: string,
+  timeLimitMs?: number,
+): Promise<{ id: string; token: string }> {
+  const { outcome, token } = await l.reserve(
+    request({ target, requests: { cpu: 1000 }, holder, timeLimitMs }),
+  );
+  assert.equal(outcome.kind, 'granted');
+  return { id: outcome.reservation.id, token };
+}
+
 function any(
   over: Partial<ReservationRequest> & { requests: ReservationRequest['requests'] },
 ): ReservationRequest {
@@ -347,15 +360,8 @@ test('a down instance takes nothing new, its reservations end, and a waiter ther
   for (const id of ['a', 'b']) await l.ensureInstance({ id, capacity: alloc, allocatable: alloc });
   const regA = await l.store.register('a', { host: 'h', pid: 1, since: Date.now(), driver: 'none' }, 2_000);
   const regB = await l.store.register('b', { host: 'h', pid: 2, since: Date.now(), driver: 'none' }, 2_000);
-  const fill = async (target: string, timeLimitMs?: number) => {
-    const { outcome, token } = await l.reserve(
-      request({ target, requests: { cpu: 1000 }, holder, timeLimitMs }),
-    );
-    assert.equal(outcome.kind, 'granted');
-    return { id: outcome.reservation.id, token };
-  };
-  const onA = await fill('a', 60_000);
-  const onB = await fill('b');
+  const onA = await fillInstance(l, 'a', 60_000);
+  const onB = await fillInstance(l, 'b');
   // Both full: the waiter queues on `a`, where a time limit promises the earlier start.
   const moves: string[] = [];
   const waiting = acquire(l, any({ requests: { cpu: 1000 } }), {
@@ -394,17 +400,10 @@ test('a waiter for any is granted on whichever instance frees first, both up', a
   const l = ledger(prefix);
   const alloc = { cpu: 1000 };
   for (const id of ['a', 'b']) await l.ensureInstance({ id, capacity: alloc, allocatable: alloc });
-  const fill = async (target: string, timeLimitMs?: number) => {
-    const { outcome, token } = await l.reserve(
-      request({ target, requests: { cpu: 1000 }, holder, timeLimitMs }),
-    );
-    assert.equal(outcome.kind, 'granted');
-    return { id: outcome.reservation.id, token };
-  };
   // `a` promises the earlier start (its grant has a time limit), so the waiter queues there;
   // then `b` frees first, and the waiter moves and is granted on `b` long before `a` would free.
-  const onA = await fill('a', 60_000);
-  const onB = await fill('b');
+  const onA = await fillInstance(l, 'a', 60_000);
+  const onB = await fillInstance(l, 'b');
   const moves: string[] = [];
   const waiting = acquire(l, any({ requests: { cpu: 1000 } }), {
     pollMs: 200,
