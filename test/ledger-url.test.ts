@@ -98,6 +98,18 @@ test('RRM_ETCD_USER and RRM_ETCD_PASSWORD authenticate when the URL has no user'
   assert.equal('auth' in etcd('etcd://a'), false);
 });
 
+test('RRM_ETCD_RETENTION sets how long ended reservations are kept; 0 keeps them; bad values are refused', () => {
+  assert.equal('retentionMs' in etcd('etcd://a'), false, 'unset: the store default');
+  assert.equal(etcd('etcd://a', { RRM_ETCD_RETENTION: '2h' }).retentionMs, 7_200_000);
+  assert.equal(etcd('etcd://a', { RRM_ETCD_RETENTION: '0' }).retentionMs, 0);
+  for (const bad of ['abc', '-5s', '1x'])
+    assert.throws(
+      () => parseLedgerUrl('etcd://a', '/x', { RRM_ETCD_RETENTION: bad }),
+      (e: unknown) =>
+        e instanceof RrmError && e.code === 'RRM_ERR_BAD_DURATION' && /RRM_ETCD_RETENTION/.test(e.message),
+    );
+});
+
 test('TLS files with plain etcd:// and half a client certificate are usage errors', () => {
   usage('etcd://a', { RRM_ETCD_CA: '/pki/ca.pem' }, /etcds:\/\//);
   usage('etcd://a', { RRM_ETCD_CERT: '/c', RRM_ETCD_KEY: '/k' }, /etcds:\/\//);
